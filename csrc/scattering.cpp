@@ -1,0 +1,209 @@
+// scattering on the CPU: s_i = 1/(N-1) sum_{j != i} ||z_i - z_j|| / (||x_i - x_j|| + eps).
+//
+// Parallel over row blocks; each task walks all column tiles, so it owns its rows of s and of the
+// gradients (no atomics, deterministic). Pairwise distances come from SqDistTiler; in gemm mode every
+// pair whose candidate distance is small next to the points' norms (where the GEMM form loses digits)
+// is recomputed by direct differences, so near-duplicates are exact. Memory: O(N + tile).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include "pairwise_cpu.h"
+#include "scattering.h"
+
+namespace omasgan {
+namespace {
+
+// Squared distance of pair (i, j) of a tile, exact wherever the candidate could be inaccurate.
+// Sets *near when it recomputed (the backward then also takes that pair's differences exactly).
+template <typename scalar_t>
+double refined_sqdist(const cpu::SqDistTiler<scalar_t>& tiler, const scalar_t* candidates, int64_t i,
+                      int64_t j, bool* near) {
+  const double value = static_cast<double>(candidates[i * tiler.n_cols() + j]);
+  if (tiler.direct()) {
+    *near = false;
+    return std::max(value, 0.0);
+  }
+  // Recompute when the worst-case GEMM error could exceed ~1/4096 of the value (capped at 1/16 of
+  // the norms, past which the GEMM form is accurate in practice).
+  const double norms = tiler.row_sqnorm(i) + tiler.col_sqnorm(j);
+  const double threshold = std::min(norms / 16, 4096 * tiler.error_bound(i));
+  *near = value <= threshold;
+  return *near ? tiler.exact(i, j) : value;
+}
+
+template <typename scalar_t>
+struct ScatteringTiles {
+  ScatteringTiles(const scalar_t* z, const scalar_t* x, int64_t L, int64_t D, const std::vector<double>* cz,
+                  const std::vector<double>* cx)
+      : latent(z, z, L, cz), data(x, x, D, cx) {}
+
+  void set_rows(int64_t r0, int64_t r1) {
+    latent.set_rows(r0, r1);
+    data.set_rows(r0, r1);
+  }
+  void set_cols(int64_t c0, int64_t c1) {
+    latent.set_cols(c0, c1);
+    data.set_cols(c0, c1);
+    const auto options = at::CPU(c10::CppTypeToScalarType<scalar_t>::value);
+    latent_sq = at::empty({latent.n_rows(), c1 - c0}, options);
+    data_sq = at::empty({data.n_rows(), c1 - c0}, options);
+    latent.approx(latent_sq);
+    data.approx(data_sq);
+  }
+
+  cpu::SqDistTiler<scalar_t> latent;  // z: (N, L)
+  cpu::SqDistTiler<scalar_t> data;    // x: (N, D)
+  at::Tensor latent_sq, data_sq;      // candidate squared distances of the current tile
+};
+
+struct ScatteringGeometry {
+  int64_t N, L, D, block, n_blocks;
+};
+
+ScatteringGeometry geometry(int64_t N, int64_t L, int64_t D) {
+  const int64_t block = cpu::row_block_size(N);
+  return {N, L, D, block, (N + block - 1) / block};
+}
+
+template <typename scalar_t>
+void scattering_cpu_kernel(const scalar_t* z,  // (N, L)
+                           const scalar_t* x,  // (N, D)
+                           int64_t N, int64_t L, int64_t D, double eps,
+                           scalar_t* s) {  // (N,)
+  const auto geo = geometry(N, L, D);
+  const auto cz = L > cpu::kDirectMaxDim ? cpu::column_mean(z, N, L) : std::vector<double>();
+  const auto cx = D > cpu::kDirectMaxDim ? cpu::column_mean(x, N, D) : std::vector<double>();
+  at::parallel_for(0, geo.n_blocks, 1, [&](int64_t b_begin, int64_t b_end) {
+    ScatteringTiles<scalar_t> tiles(z, x, L, D, &cz, &cx);
+    for (int64_t b = b_begin; b < b_end; ++b) {
+      const int64_t r0 = b * geo.block, r1 = std::min(N, r0 + geo.block);
+      tiles.set_rows(r0, r1);
+      std::vector<double> sums(r1 - r0, 0.0);
+      for (int64_t c0 = 0; c0 < N; c0 += cpu::kColTile) {
+        const int64_t c1 = std::min(N, c0 + cpu::kColTile);
+        tiles.set_cols(c0, c1);
+        const scalar_t* a_sq = tiles.latent_sq.template data_ptr<scalar_t>();
+        const scalar_t* b_sq = tiles.data_sq.template data_ptr<scalar_t>();
+        for (int64_t i = 0; i < r1 - r0; ++i) {
+          double acc = 0;
+          for (int64_t j = 0; j < c1 - c0; ++j) {
+            if (r0 + i == c0 + j) {
+              continue;
+            }
+            bool near_a, near_b;
+            const double a = std::sqrt(refined_sqdist(tiles.latent, a_sq, i, j, &near_a));
+            const double b_ = std::sqrt(refined_sqdist(tiles.data, b_sq, i, j, &near_b));
+            acc += a / (b_ + eps);
+          }
+          sums[i] += acc;
+        }
+      }
+      for (int64_t i = 0; i < r1 - r0; ++i) {
+        s[r0 + i] = static_cast<scalar_t>(sums[i] / static_cast<double>(N - 1));
+      }
+    }
+  });
+}
+
+template <typename scalar_t>
+void scattering_backward_cpu_kernel(const scalar_t* grad_s,  // (N,)
+                                    const scalar_t* z,       // (N, L)
+                                    const scalar_t* x,       // (N, D)
+                                    int64_t N, int64_t L, int64_t D, double eps,
+                                    scalar_t* grad_z,    // (N, L)
+                                    scalar_t* grad_x) {  // (N, D)
+  // Pair {i, j} enters s_i and s_j, so L = sum_{i<j} w_ij a_ij / (b_ij + eps), w_ij = (g_i + g_j)/(N-1):
+  //   dL/dx_i = sum_j cx_ij (x_i - x_j),  cx_ij = -w_ij a_ij / ((b_ij + eps)^2 b_ij)   (0 when b_ij = 0)
+  //   dL/dz_i = sum_j cz_ij (z_i - z_j),  cz_ij =  w_ij / ((b_ij + eps) a_ij)          (0 when a_ij = 0)
+  const auto geo = geometry(N, L, D);
+  const auto cz = L > cpu::kDirectMaxDim ? cpu::column_mean(z, N, L) : std::vector<double>();
+  const auto cx = D > cpu::kDirectMaxDim ? cpu::column_mean(x, N, D) : std::vector<double>();
+  const double inv_pairs = 1.0 / static_cast<double>(N - 1);
+  const auto options = at::CPU(c10::CppTypeToScalarType<scalar_t>::value);
+  at::parallel_for(0, geo.n_blocks, 1, [&](int64_t b_begin, int64_t b_end) {
+    ScatteringTiles<scalar_t> tiles(z, x, L, D, &cz, &cx);
+    for (int64_t b = b_begin; b < b_end; ++b) {
+      const int64_t r0 = b * geo.block, r1 = std::min(N, r0 + geo.block), nr = r1 - r0;
+      tiles.set_rows(r0, r1);
+      at::Tensor grad_z_rows = at::zeros({nr, L}, options);
+      at::Tensor grad_x_rows = at::zeros({nr, D}, options);
+      for (int64_t c0 = 0; c0 < N; c0 += cpu::kColTile) {
+        const int64_t c1 = std::min(N, c0 + cpu::kColTile), nc = c1 - c0;
+        tiles.set_cols(c0, c1);
+        const scalar_t* a_sq = tiles.latent_sq.template data_ptr<scalar_t>();
+        const scalar_t* b_sq = tiles.data_sq.template data_ptr<scalar_t>();
+        at::Tensor coef_z = at::empty({nr, nc}, options);
+        at::Tensor coef_x = at::empty({nr, nc}, options);
+        scalar_t* cz_ptr = coef_z.data_ptr<scalar_t>();
+        scalar_t* cx_ptr = coef_x.data_ptr<scalar_t>();
+        for (int64_t i = 0; i < nr; ++i) {
+          for (int64_t j = 0; j < nc; ++j) {
+            double coef_latent = 0, coef_data = 0;
+            bool near_a = false, near_b = false;
+            if (r0 + i != c0 + j) {
+              const double a = std::sqrt(refined_sqdist(tiles.latent, a_sq, i, j, &near_a));
+              const double b_ = std::sqrt(refined_sqdist(tiles.data, b_sq, i, j, &near_b));
+              const double w = (static_cast<double>(grad_s[r0 + i]) + static_cast<double>(grad_s[c0 + j])) *
+                               inv_pairs;
+              coef_data = b_ > 0 ? -w * a / ((b_ + eps) * (b_ + eps) * b_) : 0.0;
+              coef_latent = a > 0 ? w / ((b_ + eps) * a) : 0.0;
+            }
+            if (near_b) {  // large coefficient on a tiny difference: take the difference exactly
+              tiles.data.add_exact_difference(i, j, coef_data, grad_x_rows);
+              coef_data = 0;
+            }
+            if (near_a) {
+              tiles.latent.add_exact_difference(i, j, coef_latent, grad_z_rows);
+              coef_latent = 0;
+            }
+            cz_ptr[i * nc + j] = static_cast<scalar_t>(coef_latent);
+            cx_ptr[i * nc + j] = static_cast<scalar_t>(coef_data);
+          }
+        }
+        tiles.latent.accumulate_weighted_differences(coef_z, grad_z_rows);
+        tiles.data.accumulate_weighted_differences(coef_x, grad_x_rows);
+      }
+      std::copy_n(grad_z_rows.data_ptr<scalar_t>(), nr * L, grad_z + r0 * L);
+      std::copy_n(grad_x_rows.data_ptr<scalar_t>(), nr * D, grad_x + r0 * D);
+    }
+  });
+}
+
+at::Tensor scattering_cpu(const at::Tensor& z, const at::Tensor& x, double eps) {
+  check_scattering_args(z, x, eps);
+  TORCH_INTERNAL_ASSERT(z.device().is_cpu() && x.device().is_cpu());
+  const at::Tensor zc = z.contiguous(), xc = x.contiguous();
+  const int64_t N = xc.size(0), L = zc.size(1), D = xc.size(1);
+  at::Tensor s = at::empty({N}, xc.options());
+  AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "scattering_cpu", [&] {
+    scattering_cpu_kernel<scalar_t>(zc.data_ptr<scalar_t>(), xc.data_ptr<scalar_t>(), N, L, D, eps,
+                                    s.data_ptr<scalar_t>());
+  });
+  return s;
+}
+
+std::tuple<at::Tensor, at::Tensor> scattering_backward_cpu(const at::Tensor& grad_s, const at::Tensor& z,
+                                                           const at::Tensor& x, double eps) {
+  check_scattering_backward_args(grad_s, z, x, eps);
+  TORCH_INTERNAL_ASSERT(x.device().is_cpu());
+  const at::Tensor gc = grad_s.contiguous(), zc = z.contiguous(), xc = x.contiguous();
+  const int64_t N = xc.size(0), L = zc.size(1), D = xc.size(1);
+  at::Tensor grad_z = at::empty_like(zc);
+  at::Tensor grad_x = at::empty_like(xc);
+  AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "scattering_backward_cpu", [&] {
+    scattering_backward_cpu_kernel<scalar_t>(gc.data_ptr<scalar_t>(), zc.data_ptr<scalar_t>(),
+                                             xc.data_ptr<scalar_t>(), N, L, D, eps, grad_z.data_ptr<scalar_t>(),
+                                             grad_x.data_ptr<scalar_t>());
+  });
+  return {grad_z, grad_x};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(omasgan, CPU, m) {
+  m.impl("scattering", &scattering_cpu);
+  m.impl("scattering_backward", &scattering_backward_cpu);
+}
+
+}  // namespace omasgan

@@ -1,0 +1,85 @@
+"""``scattering``: the Task-2 term that spreads boundary samples apart (DESIGN §2, §5)."""
+
+from __future__ import annotations
+
+import torch
+
+from omasgan.errors import InvalidInputError
+from omasgan.ops import _extension
+from omasgan.ops._inputs import as_points, check_same_kind
+from omasgan.ops._reference import scattering_reference
+
+__all__ = ["scattering"]
+
+
+def scattering(z: torch.Tensor, x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Mean ratio of latent to sample distances for each sample.
+
+    ``s[i] = 1/(N-1) * sum_{j != i} ||z[i] - z[j]||_2 / (||x[i] - x[j]||_2 + eps)``. Large when samples
+    from distant latents collapse together, so minimising its mean spreads them out.
+
+    Parameters
+    ----------
+    z : Tensor (N, L)
+        Latents that produced ``x``.
+    x : Tensor (N, D) or (N, C, H, W)
+        Samples; images are flattened. Same device and dtype as ``z``.
+    eps : float, default 1e-8
+        Added to each sample distance; must be >= 0.
+
+    Returns
+    -------
+    s : Tensor (N,)
+        Differentiable w.r.t. ``z`` and ``x``. Pairwise terms are recomputed tile by tile in backward,
+        never stored as N x N; distances of near-duplicate pairs are taken by direct differences, so
+        they are exact. The gradient of a zero distance is 0.
+
+    Raises
+    ------
+    InvalidInputError
+        Fewer than 2 samples, mismatched row counts, devices or dtypes, negative eps.
+    """
+    z = as_points("scattering", "z", z)
+    x = as_points("scattering", "x", x)
+    if z.shape[0] != x.shape[0]:
+        raise InvalidInputError(
+            f"scattering: z has {z.shape[0]} rows but x has {x.shape[0]}; pass the latents that produced x."
+        )
+    if x.shape[0] < 2:
+        raise InvalidInputError("scattering: needs at least 2 samples (it averages over the other N-1), got N=1.")
+    if eps < 0:
+        raise InvalidInputError(f"scattering: eps must be >= 0, got {eps}.")
+    check_same_kind("scattering", ("z", "x"), z, x)
+    if _extension.supports(x.device):
+        return torch.ops.omasgan.scattering.default(z, x, float(eps))
+    _extension.warn_reference_fallback(x.device.type)
+    return scattering_reference(z, x, eps)
+
+
+def _register() -> None:
+    @torch.library.register_fake("omasgan::scattering")
+    def _scattering_fake(z, x, eps):
+        torch._check(z.dim() == 2 and x.dim() == 2, lambda: "scattering: z and x must be 2-D")
+        torch._check(z.shape[0] == x.shape[0], lambda: "scattering: z and x need the same N")
+        return x.new_empty(x.shape[0])
+
+    @torch.library.register_fake("omasgan::scattering_backward")
+    def _scattering_backward_fake(grad_s, z, x, eps):
+        return torch.empty_like(z), torch.empty_like(x)
+
+    def _setup_context(ctx, inputs, output):
+        z, x, eps = inputs
+        ctx.eps = eps
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            ctx.save_for_backward(z, x)
+
+    def _backward(ctx, grad_s):
+        z, x = ctx.saved_tensors
+        grad_z, grad_x = torch.ops.omasgan.scattering_backward.default(grad_s, z, x, ctx.eps)
+        return (grad_z if ctx.needs_input_grad[0] else None, grad_x if ctx.needs_input_grad[1] else None, None)
+
+    torch.library.register_autograd("omasgan::scattering", _backward, setup_context=_setup_context)
+
+
+if _extension.compiled():
+    _register()

@@ -1,0 +1,43 @@
+"""Build omasgan's compiled operators, ``omasgan._C``.
+
+The CPU kernels are always built. CUDA kernels (csrc/cuda/*.cu) are added when the installed torch is
+a CUDA build and nvcc is found, or when FORCE_CUDA=1. We do not look at torch.cuda.is_available():
+build machines often have no GPU. DEBUG=1 builds with -O0 -g.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from setuptools import setup
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _want_cuda() -> bool:
+    if os.environ.get("FORCE_CUDA", "0") == "1":
+        return True
+    return torch.version.cuda is not None and CUDA_HOME is not None
+
+
+def _extension():
+    debug = os.environ.get("DEBUG", "0") == "1"
+    cxx_flags = ["-O0", "-g"] if debug else ["-O3"]
+    cxx_flags += ["-std=c++17", "-fdiagnostics-color=always"]
+    sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")))
+    extra = {"cxx": cxx_flags}
+    if _want_cuda():
+        sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
+        extra["nvcc"] = (["-O0", "-g", "-G"] if debug else ["-O3"]) + ["-std=c++17", "--expt-relaxed-constexpr"]
+        return CUDAExtension("omasgan._C", sources, extra_compile_args=extra, include_dirs=[os.path.join(HERE, "csrc")])
+    return CppExtension("omasgan._C", sources, extra_compile_args=extra, include_dirs=[os.path.join(HERE, "csrc")])
+
+
+setup(
+    ext_modules=[_extension()],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+)
