@@ -10,10 +10,9 @@ from __future__ import annotations
 import glob
 import os
 
+import torch
 from setuptools import setup
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
-
-import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -27,12 +26,12 @@ def _want_cuda() -> bool:
 def _extension():
     debug = os.environ.get("DEBUG", "0") == "1"
     cxx_flags = ["-O0", "-g"] if debug else ["-O3"]
-    cxx_flags += ["-std=c++17", "-fdiagnostics-color=always"]
+    cxx_flags += ["-std=c++20"]
     sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")))
     extra = {"cxx": cxx_flags}
     if _want_cuda():
         sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
-        extra["nvcc"] = (["-O0", "-g", "-G"] if debug else ["-O3"]) + ["-std=c++17", "--expt-relaxed-constexpr"]
+        extra["nvcc"] = (["-O0", "-g", "-G"] if debug else ["-O3"]) + ["-std=c++20", "--expt-relaxed-constexpr"]
         return CUDAExtension("omasgan._C", sources, extra_compile_args=extra, include_dirs=[os.path.join(HERE, "csrc")])
     return CppExtension("omasgan._C", sources, extra_compile_args=extra, include_dirs=[os.path.join(HERE, "csrc")])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import warnings
 
 import torch
@@ -20,6 +21,8 @@ _BUILD_HINT = (
 
 @functools.cache
 def _load():
+    if os.environ.get("OMASGAN_NO_EXTENSION", "0") == "1":
+        return ImportError("disabled by OMASGAN_NO_EXTENSION=1")
     try:
         return importlib.import_module("omasgan._C")
     except ImportError as exc:  # missing or built against another torch

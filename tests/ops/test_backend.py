@@ -1,0 +1,49 @@
+"""Which implementation serves the operators, and the one warning when the extension is missing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from omasgan import ops
+
+FALLBACK_SCRIPT = textwrap.dedent(
+    """
+    import warnings
+    import torch
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        import omasgan.ops as ops
+        x, ref = torch.randn(5, 3), torch.randn(7, 3)
+        d1, i1 = ops.min_distance(x, ref)
+        d2, i2 = ops.min_distance(x, ref)
+        s = ops.scattering(torch.randn(5, 2), x)
+    ours = [w for w in caught if "compiled operators are not built" in str(w.message)]
+    assert ops.backend() == "reference", ops.backend()
+    assert not ops.cuda_built()
+    assert len(ours) == 1, [str(w.message) for w in caught]
+    assert "pip install --no-build-isolation" in str(ours[0].message)
+    expected = torch.cdist(x.double(), ref.double()).min(1)
+    assert torch.allclose(d1.double(), expected.values) and torch.equal(i1, expected.indices)
+    print("fallback-ok")
+    """
+)
+
+
+def test_reference_fallback_warns_exactly_once_and_computes():
+    env = dict(os.environ, OMASGAN_NO_EXTENSION="1")
+    result = subprocess.run([sys.executable, "-c", FALLBACK_SCRIPT], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "fallback-ok" in result.stdout
+
+
+def test_backend_reports_the_loaded_extension():
+    assert ops.backend() in ("compiled", "reference")
+    if ops.backend() == "compiled":
+        info = ops.build_info()
+        assert info["torch_version"].split("+")[0] == __import__("torch").__version__.split("+")[0]
+    else:
+        assert ops.build_info() == {}
+        assert not ops.cuda_built()
