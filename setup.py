@@ -26,14 +26,25 @@ def _want_cuda() -> bool:
 def _extension():
     debug = os.environ.get("DEBUG", "0") == "1"
     cxx_flags = ["-O0", "-g"] if debug else ["-O3"]
-    cxx_flags += ["-std=c++20"]
+    # -fopenmp: at::parallel_for is an inline "#pragma omp parallel"; without the flag it runs serially.
+    # The extension then shares the libgomp.so.1 torch has already loaded.
+    # -fno-math-errno: sqrt in the hot loops may vectorise (torch builds with it too).
+    cxx_flags += ["-std=c++20", "-fopenmp", "-fno-math-errno"]
     sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")))
     extra = {"cxx": cxx_flags}
     if _want_cuda():
         sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
         extra["nvcc"] = (["-O0", "-g", "-G"] if debug else ["-O3"]) + ["-std=c++20", "--expt-relaxed-constexpr"]
-        return CUDAExtension("omasgan._C", sources, extra_compile_args=extra, include_dirs=[os.path.join(HERE, "csrc")])
-    return CppExtension("omasgan._C", sources, extra_compile_args=extra, include_dirs=[os.path.join(HERE, "csrc")])
+        extension = CUDAExtension
+    else:
+        extension = CppExtension
+    return extension(
+        "omasgan._C",
+        sources,
+        extra_compile_args=extra,
+        extra_link_args=["-fopenmp"],
+        include_dirs=[os.path.join(HERE, "csrc")],
+    )
 
 
 setup(

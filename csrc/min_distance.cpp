@@ -27,39 +27,53 @@ void min_distance_cpu_kernel(const scalar_t* x,  // (N, D)
 
   at::parallel_for(0, n_blocks, 1, [&](int64_t b_begin, int64_t b_end) {
     cpu::SqDistTiler<scalar_t> tiler(x, ref, D, &centre);
+    const int64_t col_tile = tiler.col_tile();
     const auto dtype = c10::CppTypeToScalarType<scalar_t>::value;
-    at::Tensor tile = at::empty({block, std::min(Q, cpu::kColTile)}, at::CPU(dtype));
+    // gemm mode fills a (rows, tile) block per GEMM; direct mode works one row at a time.
+    at::Tensor buffer = at::empty({tiler.direct() ? 1 : block, std::min(Q, col_tile)}, at::CPU(dtype));
     for (int64_t b = b_begin; b < b_end; ++b) {
       const int64_t r0 = b * block, r1 = std::min(N, r0 + block);
       tiler.set_rows(r0, r1);
       std::vector<double> best(r1 - r0, std::numeric_limits<double>::infinity());
       std::vector<int64_t> best_index(r1 - r0, 0);
-      for (int64_t c0 = 0; c0 < Q; c0 += cpu::kColTile) {
-        const int64_t c1 = std::min(Q, c0 + cpu::kColTile);
+      for (int64_t c0 = 0; c0 < Q; c0 += col_tile) {
+        const int64_t c1 = std::min(Q, c0 + col_tile), nc = c1 - c0;
         tiler.set_cols(c0, c1);
-        at::Tensor values = tile.narrow(0, 0, r1 - r0).narrow(1, 0, c1 - c0);
-        if (!values.is_contiguous()) {
-          values = at::empty({r1 - r0, c1 - c0}, at::CPU(dtype));
-        }
-        tiler.approx(values);
-        const scalar_t* v = values.data_ptr<scalar_t>();
-        const int64_t nc = c1 - c0;
-        for (int64_t i = 0; i < r1 - r0; ++i) {
-          const scalar_t* vi = v + i * nc;
-          const double tile_min = static_cast<double>(cpu::min_value(vi, nc));
-          // Candidates: within twice the error bound of the tile's best, and able to beat the best so far.
-          const double bound = tiler.direct() ? tiler.relative_error_bound() * tile_min * 2
-                                              : tiler.error_bound(i);
-          const double limit = std::min(tile_min + 2 * bound, best[i] + bound);
-          for (int64_t j = 0; j < nc; ++j) {
-            if (static_cast<double>(vi[j]) <= limit) {
-              const double exact = tiler.exact(i, j);
-              if (exact < best[i]) {
-                best[i] = exact;
-                best_index[i] = c0 + j;
-              }
-            }
+        at::Tensor values;
+        if (!tiler.direct()) {
+          values = buffer.narrow(0, 0, r1 - r0).narrow(1, 0, nc);
+          if (!values.is_contiguous()) {
+            values = at::empty({r1 - r0, nc}, at::CPU(dtype));
           }
+          tiler.approx(values);
+        }
+        for (int64_t i = 0; i < r1 - r0; ++i) {
+          scalar_t* vi;
+          double tile_min;
+          if (tiler.direct()) {
+            vi = buffer.data_ptr<scalar_t>();
+            tile_min = static_cast<double>(tiler.approx_row(i, vi));
+          } else {
+            vi = values.data_ptr<scalar_t>() + i * nc;
+            tile_min = static_cast<double>(cpu::min_value(vi, nc));
+          }
+          // Candidates: within twice the error bound of the tile's best, and able to beat the best so far.
+          const double bound =
+              tiler.direct() ? tiler.relative_error_bound() * tile_min * 2 : tiler.error_bound(i);
+          const double limit = std::min(tile_min + 2 * bound, best[i] + bound);
+          if (limit < tile_min) {
+            continue;  // nothing in this tile can beat the best so far
+          }
+          // Round the limit up so the comparison in the input precision never drops a candidate.
+          const scalar_t limit_cast =
+              std::nextafter(static_cast<scalar_t>(limit), std::numeric_limits<scalar_t>::infinity());
+          cpu::for_each_at_most(vi, nc, limit_cast, [&](int64_t j) {
+            const double exact = tiler.exact(i, j);
+            if (exact < best[i]) {
+              best[i] = exact;
+              best_index[i] = c0 + j;
+            }
+          });
         }
       }
       for (int64_t i = 0; i < r1 - r0; ++i) {

@@ -7,7 +7,10 @@
 //  - gemm: ||r||^2 + ||c||^2 - 2 r.c with the dot products from one GEMM per tile, on points centred
 //    by a common centre (centring removes the large-norm cancellation that breaks the textbook form).
 //    The result is only a *candidate*: callers recompute by direct differences wherever the GEMM error
-//    bound (error_bound) could change an answer.
+//    bound could change an answer (refine_small, and the candidate scan of min_distance).
+//
+// Hot loops carry `#pragma omp simd` (the extension builds with -fopenmp): it vectorises the float
+// min/or reductions that gcc otherwise leaves scalar without -ffast-math.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -29,6 +32,12 @@ namespace omasgan::cpu {
 
 // Below this feature count a GEMM's inner dimension is too short to pay off.
 constexpr int64_t kDirectMaxDim = 16;
+// Columns per tile: a (rows, tile) candidate tile of a few hundred KiB; direct mode's per-row sweeps
+// are cheap, so it takes longer tiles to amortise the per-tile work.
+constexpr int64_t kColTile = 512;
+constexpr int64_t kDirectColTile = 2048;
+// Candidate scans test this many columns with one vector "any" before looking at them one by one.
+constexpr int64_t kScanBlock = 128;
 
 template <typename scalar_t>
 constexpr double unit_roundoff() {
@@ -61,24 +70,122 @@ std::vector<double> column_mean(const scalar_t* a, int64_t n, int64_t dim) {
   return mean;
 }
 
-// acc[j] += (value - column[j])^2 for j < count: the direct-mode inner loop.
+// out[j] = sum_d (row[d] - columns[d * count + j])^2 over a transposed (dim, count) tile; returns
+// min_j out[j] (fused into the last pass, which saves min_distance a sweep).
 template <typename scalar_t>
-OMASGAN_HOT_LOOP void add_squared_differences(scalar_t* acc, const scalar_t* column, scalar_t value,
-                                              int64_t count) {
+OMASGAN_HOT_LOOP scalar_t direct_sqdist_row(const scalar_t* __restrict__ row, const scalar_t* __restrict__ columns,
+                                            int64_t dim, int64_t count, scalar_t* __restrict__ out) {
+  for (int64_t d = 0; d + 1 < dim; ++d) {
+    const scalar_t value = row[d];
+    const scalar_t* column = columns + d * count;
+    if (d == 0) {
+#pragma omp simd
+      for (int64_t j = 0; j < count; ++j) {
+        const scalar_t diff = value - column[j];
+        out[j] = diff * diff;
+      }
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < count; ++j) {
+        const scalar_t diff = value - column[j];
+        out[j] += diff * diff;
+      }
+    }
+  }
+  const scalar_t value = row[dim - 1];
+  const scalar_t* column = columns + (dim - 1) * count;
+  scalar_t best = std::numeric_limits<scalar_t>::infinity();
+  if (dim == 1) {
+#pragma omp simd reduction(min : best)
+    for (int64_t j = 0; j < count; ++j) {
+      const scalar_t diff = value - column[j];
+      const scalar_t v = diff * diff;
+      out[j] = v;
+      best = v < best ? v : best;
+    }
+  } else {
+#pragma omp simd reduction(min : best)
+    for (int64_t j = 0; j < count; ++j) {
+      const scalar_t diff = value - column[j];
+      const scalar_t v = out[j] + diff * diff;
+      out[j] = v;
+      best = v < best ? v : best;
+    }
+  }
+  return best;
+}
+
+// out[j] = row_sqnorm + col_sqnorm[j] - 2 out[j]: dot products to squared distances.
+template <typename scalar_t>
+OMASGAN_HOT_LOOP void dots_to_sqdist(scalar_t* __restrict__ out, const scalar_t* __restrict__ col_sqnorm,
+                                     scalar_t row_sqnorm, int64_t count) {
+#pragma omp simd
   for (int64_t j = 0; j < count; ++j) {
-    const scalar_t diff = value - column[j];
-    acc[j] += diff * diff;
+    out[j] = row_sqnorm + col_sqnorm[j] - 2 * out[j];
   }
 }
 
-// Smallest value of v[0:count) (first position on ties).
 template <typename scalar_t>
-OMASGAN_HOT_LOOP scalar_t min_value(const scalar_t* v, int64_t count) {
+OMASGAN_HOT_LOOP scalar_t min_value(const scalar_t* __restrict__ v, int64_t count) {
   scalar_t best = std::numeric_limits<scalar_t>::infinity();
+#pragma omp simd reduction(min : best)
   for (int64_t j = 0; j < count; ++j) {
-    best = v[j] < best ? v[j] : best;
+    const scalar_t value = v[j];
+    best = value < best ? value : best;  // not std::min: its reference return defeats vectorisation
   }
   return best;
+}
+
+// Whether any v[j] <= limit for j < count (one vector compare-and-or).
+template <typename scalar_t>
+inline bool any_at_most(const scalar_t* __restrict__ v, int64_t count, scalar_t limit) {
+  int any = 0;
+#pragma omp simd reduction(| : any)
+  for (int64_t j = 0; j < count; ++j) {
+    any |= v[j] <= limit;
+  }
+  return any != 0;
+}
+
+// Calls visit(j) for every j < count with v[j] <= limit, in increasing j; cheap when there are few.
+template <typename scalar_t, typename Visit>
+inline void for_each_at_most(const scalar_t* v, int64_t count, scalar_t limit, Visit&& visit) {
+  for (int64_t j0 = 0; j0 < count; j0 += kScanBlock) {
+    const int64_t n = std::min(kScanBlock, count - j0);
+    if (any_at_most(v + j0, n, limit)) {
+      for (int64_t j = j0; j < j0 + n; ++j) {
+        if (v[j] <= limit) {
+          visit(j);
+        }
+      }
+    }
+  }
+}
+
+// sum_j coef[j] * (value - column[j])
+template <typename scalar_t>
+OMASGAN_HOT_LOOP scalar_t weighted_difference_sum(const scalar_t* __restrict__ coef,
+                                                  const scalar_t* __restrict__ column, scalar_t value, int64_t count) {
+  scalar_t acc = 0;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t j = 0; j < count; ++j) {
+    acc += coef[j] * (value - column[j]);
+  }
+  return acc;
+}
+
+// out = src - centre; returns ||out||^2.
+template <typename scalar_t>
+OMASGAN_HOT_LOOP scalar_t centre_row(const scalar_t* __restrict__ src, const scalar_t* __restrict__ centre,
+                                     scalar_t* __restrict__ out, int64_t dim) {
+  scalar_t norm = 0;
+#pragma omp simd reduction(+ : norm)
+  for (int64_t d = 0; d < dim; ++d) {
+    const scalar_t value = src[d] - centre[d];
+    out[d] = value;
+    norm += value * value;
+  }
+  return norm;
 }
 
 // Squared distances between a block of rows of `rows` (n_rows, dim) and a tile of rows of `cols`
@@ -87,16 +194,19 @@ template <typename scalar_t>
 class SqDistTiler {
  public:
   SqDistTiler(const scalar_t* rows, const scalar_t* cols, int64_t dim, const std::vector<double>* centre)
-      : rows_(rows), cols_(cols), dim_(dim), direct_(dim <= kDirectMaxDim), centre_(centre) {}
+      : rows_(rows), cols_(cols), dim_(dim), direct_(dim <= kDirectMaxDim) {
+    if (!direct_) {
+      centre_.assign(centre->begin(), centre->end());
+    }
+  }
 
   bool direct() const { return direct_; }
+  int64_t col_tile() const { return direct_ ? kDirectColTile : kColTile; }
   int64_t dim() const { return dim_; }
-  int64_t row_begin() const { return r0_; }
-  int64_t col_begin() const { return c0_; }
   int64_t n_rows() const { return r1_ - r0_; }
   int64_t n_cols() const { return c1_ - c0_; }
-  const scalar_t* row(int64_t i) const { return rows_ + (r0_ + i) * dim_; }   // original values
-  const scalar_t* col(int64_t j) const { return cols_ + (c0_ + j) * dim_; }   // original values
+  const scalar_t* row(int64_t i) const { return rows_ + (r0_ + i) * dim_; }  // original values
+  const scalar_t* col(int64_t j) const { return cols_ + (c0_ + j) * dim_; }  // original values
 
   void set_rows(int64_t r0, int64_t r1) {
     r0_ = r0;
@@ -109,64 +219,88 @@ class SqDistTiler {
   void set_cols(int64_t c0, int64_t c1) {
     c0_ = c0;
     c1_ = c1;
+    const int64_t nc = c1 - c0;
     if (direct_) {
       // (dim, n_cols): columns contiguous per feature so the inner loop vectorises.
-      col_transposed_.resize(dim_ * (c1 - c0));
-      for (int64_t j = 0; j < c1 - c0; ++j) {
+      col_transposed_.resize(dim_ * nc);
+      for (int64_t j = 0; j < nc; ++j) {
         for (int64_t d = 0; d < dim_; ++d) {
-          col_transposed_[d * (c1 - c0) + j] = cols_[(c0 + j) * dim_ + d];
-        }
-      }
-    } else {
-      centre_block(cols_, c0, c1, &col_centred_, &col_sqnorm_);
-      const double max_col_norm =
-          std::sqrt(static_cast<double>(*std::max_element(col_sqnorm_.begin(), col_sqnorm_.end())));
-      // Worst-case error of a candidate: (dim+8) u ||r|| ||c|| from the dot product plus the norms' own
-      // rounding, i.e. at most (dim+8) u (||r|| + max ||c||)^2 for every column of the tile.
-      row_error_bound_.resize(n_rows());
-      for (int64_t i = 0; i < n_rows(); ++i) {
-        const double root = std::sqrt(static_cast<double>(row_sqnorm_[i])) + max_col_norm;
-        row_error_bound_[i] = static_cast<double>(dim_ + 8) * unit_roundoff<scalar_t>() * root * root;
-      }
-    }
-  }
-
-  // Candidate squared distances, (n_rows, n_cols) row-major into out (a tile-sized buffer).
-  void approx(at::Tensor& out) {
-    const int64_t nr = n_rows(), nc = n_cols();
-    scalar_t* o = out.data_ptr<scalar_t>();
-    if (direct_) {
-      std::fill(o, o + nr * nc, scalar_t(0));
-      for (int64_t i = 0; i < nr; ++i) {
-        const scalar_t* r = row(i);
-        for (int64_t d = 0; d < dim_; ++d) {
-          add_squared_differences(o + i * nc, col_transposed_.data() + d * nc, r[d], nc);
+          col_transposed_[d * nc + j] = cols_[(c0 + j) * dim_ + d];
         }
       }
       return;
     }
-    at::mm_out(out, row_centred_, col_centred_.t());
-    const scalar_t* cn = col_sqnorm_.data();
-    for (int64_t i = 0; i < nr; ++i) {
-      const scalar_t rn = row_sqnorm_[i];
-      scalar_t* oi = o + i * nc;
-      for (int64_t j = 0; j < nc; ++j) {
-        oi[j] = rn + cn[j] - 2 * oi[j];
-      }
+    centre_block(cols_, c0, c1, &col_centred_, &col_sqnorm_);
+    const double max_col_norm =
+        std::sqrt(static_cast<double>(*std::max_element(col_sqnorm_.begin(), col_sqnorm_.end())));
+    // Worst-case error of a candidate: (dim+8) u ||r|| ||c|| from the dot product plus the norms' own
+    // rounding and the centring, i.e. at most (dim+8) u (||r|| + max ||c||)^2 for every column.
+    row_error_bound_.resize(n_rows());
+    for (int64_t i = 0; i < n_rows(); ++i) {
+      const double root = std::sqrt(static_cast<double>(row_sqnorm_[i])) + max_col_norm;
+      row_error_bound_[i] = static_cast<double>(dim_ + 8) * unit_roundoff<scalar_t>() * root * root;
     }
   }
 
-  // Bound on |approx - exact| for row i against any column of the current tile (gemm mode only;
-  // direct mode uses relative_error_bound).
-  double error_bound(int64_t i) const { return direct_ ? 0.0 : row_error_bound_[i]; }
+  // Candidate squared distances, (n_rows, n_cols) row-major into a contiguous tile-sized buffer.
+  void approx(at::Tensor& out) {
+    const int64_t nr = n_rows(), nc = n_cols();
+    scalar_t* o = out.data_ptr<scalar_t>();
+    if (direct_) {
+      for (int64_t i = 0; i < nr; ++i) {
+        direct_sqdist_row(row(i), col_transposed_.data(), dim_, nc, o + i * nc);
+      }
+      return;
+    }
+    at::mm_out(out, row_centred_, col_centred_.t());
+    for (int64_t i = 0; i < nr; ++i) {
+      dots_to_sqdist(o + i * nc, col_sqnorm_.data(), row_sqnorm_[i], nc);
+    }
+  }
 
-  // Relative error bound of an approx value (direct mode: a sum of dim squares).
+  // Candidates of one row into out (n_cols); returns their minimum. Direct mode only.
+  scalar_t approx_row(int64_t i, scalar_t* out) const {
+    return direct_sqdist_row(row(i), col_transposed_.data(), dim_, n_cols(), out);
+  }
+
+  // Bound on |candidate - exact| for row i against any column of the current tile. gemm mode: absolute,
+  // from the norms; direct mode: relative to the value itself (a sum of dim squares).
+  double error_bound(int64_t i) const { return direct_ ? 0.0 : row_error_bound_[i]; }
   double relative_error_bound() const { return static_cast<double>(dim_ + 8) * unit_roundoff<scalar_t>(); }
 
-  double row_sqnorm(int64_t i) const { return direct_ ? 0.0 : static_cast<double>(row_sqnorm_[i]); }
-  double col_sqnorm(int64_t j) const { return direct_ ? 0.0 : static_cast<double>(col_sqnorm_[j]); }
-
   double exact(int64_t i, int64_t j) const { return exact_sqdist(row(i), col(j), dim_); }
+
+  // gemm mode: replace the candidates of row i that are small next to the points' norms (there the
+  // GEMM form loses digits: worst-case error above 1/4096 of the value) by exact values, and append
+  // their columns to `near`. Pairs past the threshold keep the GEMM value, accurate in practice.
+  template <typename Near>
+  void refine_small(int64_t i, scalar_t* values_row, Near& near) const {
+    if (direct_) {
+      return;
+    }
+    const int64_t nc = n_cols();
+    const scalar_t row_norm = row_sqnorm_[i];
+    const scalar_t cap = static_cast<scalar_t>(4096 * row_error_bound_[i]);
+    const scalar_t* col_norm = col_sqnorm_.data();
+    for (int64_t j0 = 0; j0 < nc; j0 += kScanBlock) {
+      const int64_t n = std::min(kScanBlock, nc - j0);
+      int any = 0;
+#pragma omp simd reduction(| : any)
+      for (int64_t j = j0; j < j0 + n; ++j) {
+        const scalar_t threshold = (row_norm + col_norm[j]) * scalar_t(0.0625);
+        any |= values_row[j] <= (threshold < cap ? threshold : cap);
+      }
+      if (!any) {
+        continue;
+      }
+      for (int64_t j = j0; j < j0 + n; ++j) {
+        if (values_row[j] <= std::min((row_norm + col_norm[j]) * scalar_t(0.0625), cap)) {
+          values_row[j] = static_cast<scalar_t>(exact(i, j));
+          near.push_back(j);
+        }
+      }
+    }
+  }
 
   // grad_rows(i, :) += sum_j coef(i, j) * (row_i - col_j) over the tile, for coefficients (n_rows, n_cols).
   // gemm mode uses the centred identity  sum_j c_ij (r_i - c_j) = r_i sum_j c_ij - (C c)_i, so callers
@@ -180,12 +314,7 @@ class SqDistTiler {
         const scalar_t* r = row(i);
         const scalar_t* ci = c + i * nc;
         for (int64_t d = 0; d < dim_; ++d) {
-          const scalar_t* column = col_transposed_.data() + d * nc;
-          scalar_t acc = 0;
-          for (int64_t j = 0; j < nc; ++j) {
-            acc += ci[j] * (r[d] - column[j]);
-          }
-          g[i * dim_ + d] += acc;
+          g[i * dim_ + d] += weighted_difference_sum(ci, col_transposed_.data() + d * nc, r[d], nc);
         }
       }
       return;
@@ -206,22 +335,16 @@ class SqDistTiler {
   }
 
  private:
+  // Centre rows [b0, b1) by the common centre, in the input precision (vectorised); the rounding
+  // this adds is covered by error_bound's (dim + 8) factor.
   void centre_block(const scalar_t* data, int64_t b0, int64_t b1, at::Tensor* centred,
                     std::vector<scalar_t>* sqnorm) const {
     const int64_t n = b1 - b0;
     *centred = at::empty({n, dim_}, at::CPU(c10::CppTypeToScalarType<scalar_t>::value));
     scalar_t* out = centred->data_ptr<scalar_t>();
-    sqnorm->assign(n, scalar_t(0));
-    const double* mean = centre_->data();
+    sqnorm->resize(n);
     for (int64_t i = 0; i < n; ++i) {
-      const scalar_t* src = data + (b0 + i) * dim_;
-      double norm = 0;
-      for (int64_t d = 0; d < dim_; ++d) {
-        const scalar_t value = static_cast<scalar_t>(static_cast<double>(src[d]) - mean[d]);
-        out[i * dim_ + d] = value;
-        norm += static_cast<double>(value) * static_cast<double>(value);
-      }
-      (*sqnorm)[i] = static_cast<scalar_t>(norm);
+      (*sqnorm)[i] = centre_row(data + (b0 + i) * dim_, centre_.data(), out + i * dim_, dim_);
     }
   }
 
@@ -229,7 +352,7 @@ class SqDistTiler {
   const scalar_t* cols_;
   int64_t dim_;
   bool direct_;
-  const std::vector<double>* centre_;
+  std::vector<scalar_t> centre_;                // gemm mode: the common centre, in the input precision
   int64_t r0_ = 0, r1_ = 0, c0_ = 0, c1_ = 0;
   at::Tensor row_centred_, col_centred_;        // gemm mode: (n_rows, dim), (n_cols, dim)
   std::vector<scalar_t> row_sqnorm_, col_sqnorm_;
@@ -237,13 +360,11 @@ class SqDistTiler {
   std::vector<scalar_t> col_transposed_;        // direct mode: (dim, n_cols)
 };
 
-// Rows per parallel task: enough tasks for every thread, but blocks tall enough for an efficient GEMM.
+// Rows per parallel task: one task per thread where possible (each task re-centres every column tile,
+// so fewer, taller blocks waste less), capped so the (rows, kColTile) candidate tile stays in cache.
 inline int64_t row_block_size(int64_t n) {
   const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
-  const int64_t per_task = (n + 2 * threads - 1) / (2 * threads);
-  return std::clamp<int64_t>(per_task, 8, 64);
+  return std::clamp<int64_t>((n + threads - 1) / threads, 8, 256);
 }
-
-constexpr int64_t kColTile = 512;
 
 }  // namespace omasgan::cpu

@@ -14,22 +14,47 @@
 namespace omasgan {
 namespace {
 
-// Squared distance of pair (i, j) of a tile, exact wherever the candidate could be inaccurate.
-// Sets *near when it recomputed (the backward then also takes that pair's differences exactly).
+// sum_j sqrt(a_sq[j]) / (sqrt(b_sq[j]) + eps) over one tile row (callers add tiles up in double).
 template <typename scalar_t>
-double refined_sqdist(const cpu::SqDistTiler<scalar_t>& tiler, const scalar_t* candidates, int64_t i,
-                      int64_t j, bool* near) {
-  const double value = static_cast<double>(candidates[i * tiler.n_cols() + j]);
-  if (tiler.direct()) {
-    *near = false;
-    return std::max(value, 0.0);
+OMASGAN_HOT_LOOP scalar_t ratio_sum(const scalar_t* __restrict__ a_sq, const scalar_t* __restrict__ b_sq,
+                                    scalar_t eps, int64_t count) {
+  scalar_t acc = 0;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t j = 0; j < count; ++j) {
+    const scalar_t a = std::sqrt(a_sq[j] > 0 ? a_sq[j] : scalar_t(0));
+    const scalar_t b = std::sqrt(b_sq[j] > 0 ? b_sq[j] : scalar_t(0));
+    acc += a / (b + eps);
   }
-  // Recompute when the worst-case GEMM error could exceed ~1/4096 of the value (capped at 1/16 of
-  // the norms, past which the GEMM form is accurate in practice).
-  const double norms = tiler.row_sqnorm(i) + tiler.col_sqnorm(j);
-  const double threshold = std::min(norms / 16, 4096 * tiler.error_bound(i));
-  *near = value <= threshold;
-  return *near ? tiler.exact(i, j) : value;
+  return acc;
+}
+
+// Gradient coefficients of one row against a tile (see scattering_backward_cpu_kernel):
+// coef_x[j] = -w a / ((b + eps)^2 b) (0 when b = 0), coef_z[j] = w / ((b + eps) a) (0 when a = 0),
+// with w = (g_row + g_cols[j]) * inv_pairs.
+template <typename scalar_t>
+OMASGAN_HOT_LOOP void gradient_coefficients(const scalar_t* __restrict__ a_sq, const scalar_t* __restrict__ b_sq,
+                                            scalar_t g_row, const scalar_t* __restrict__ g_cols, scalar_t inv_pairs,
+                                            scalar_t eps, int64_t count, scalar_t* __restrict__ coef_z,
+                                            scalar_t* __restrict__ coef_x) {
+#pragma omp simd
+  for (int64_t j = 0; j < count; ++j) {
+    const scalar_t a = std::sqrt(a_sq[j] > 0 ? a_sq[j] : scalar_t(0));
+    const scalar_t b = std::sqrt(b_sq[j] > 0 ? b_sq[j] : scalar_t(0));
+    const scalar_t w = (g_row + g_cols[j]) * inv_pairs;
+    const scalar_t b_eps = b + eps;
+    coef_x[j] = b > 0 ? -w * a / (b_eps * b_eps * b) : scalar_t(0);
+    coef_z[j] = a > 0 ? w / (b_eps * a) : scalar_t(0);
+  }
+}
+
+// A sample is not its own neighbour: make the (i, i) entry of a tile row contribute nothing
+// (a = 0 gives a zero ratio and zero coefficients; b = 1 avoids 0/0 when eps = 0).
+template <typename scalar_t>
+void exclude_self_pair(int64_t row, int64_t c0, int64_t c1, scalar_t* a_sq_row, scalar_t* b_sq_row) {
+  if (row >= c0 && row < c1) {
+    a_sq_row[row - c0] = 0;
+    b_sq_row[row - c0] = 1;
+  }
 }
 
 template <typename scalar_t>
@@ -76,6 +101,7 @@ void scattering_cpu_kernel(const scalar_t* z,  // (N, L)
   const auto cx = D > cpu::kDirectMaxDim ? cpu::column_mean(x, N, D) : std::vector<double>();
   at::parallel_for(0, geo.n_blocks, 1, [&](int64_t b_begin, int64_t b_end) {
     ScatteringTiles<scalar_t> tiles(z, x, L, D, &cz, &cx);
+    std::vector<int64_t> near;
     for (int64_t b = b_begin; b < b_end; ++b) {
       const int64_t r0 = b * geo.block, r1 = std::min(N, r0 + geo.block);
       tiles.set_rows(r0, r1);
@@ -83,20 +109,17 @@ void scattering_cpu_kernel(const scalar_t* z,  // (N, L)
       for (int64_t c0 = 0; c0 < N; c0 += cpu::kColTile) {
         const int64_t c1 = std::min(N, c0 + cpu::kColTile);
         tiles.set_cols(c0, c1);
-        const scalar_t* a_sq = tiles.latent_sq.template data_ptr<scalar_t>();
-        const scalar_t* b_sq = tiles.data_sq.template data_ptr<scalar_t>();
+        scalar_t* a_sq = tiles.latent_sq.template data_ptr<scalar_t>();
+        scalar_t* b_sq = tiles.data_sq.template data_ptr<scalar_t>();
+        const int64_t nc = c1 - c0;
         for (int64_t i = 0; i < r1 - r0; ++i) {
-          double acc = 0;
-          for (int64_t j = 0; j < c1 - c0; ++j) {
-            if (r0 + i == c0 + j) {
-              continue;
-            }
-            bool near_a, near_b;
-            const double a = std::sqrt(refined_sqdist(tiles.latent, a_sq, i, j, &near_a));
-            const double b_ = std::sqrt(refined_sqdist(tiles.data, b_sq, i, j, &near_b));
-            acc += a / (b_ + eps);
-          }
-          sums[i] += acc;
+          scalar_t* a_row = a_sq + i * nc;
+          scalar_t* b_row = b_sq + i * nc;
+          near.clear();
+          tiles.latent.refine_small(i, a_row, near);
+          tiles.data.refine_small(i, b_row, near);
+          exclude_self_pair(r0 + i, c0, c1, a_row, b_row);
+          sums[i] += static_cast<double>(ratio_sum(a_row, b_row, static_cast<scalar_t>(eps), nc));
         }
       }
       for (int64_t i = 0; i < r1 - r0; ++i) {
@@ -119,10 +142,11 @@ void scattering_backward_cpu_kernel(const scalar_t* grad_s,  // (N,)
   const auto geo = geometry(N, L, D);
   const auto cz = L > cpu::kDirectMaxDim ? cpu::column_mean(z, N, L) : std::vector<double>();
   const auto cx = D > cpu::kDirectMaxDim ? cpu::column_mean(x, N, D) : std::vector<double>();
-  const double inv_pairs = 1.0 / static_cast<double>(N - 1);
+  const scalar_t inv_pairs = static_cast<scalar_t>(1.0 / static_cast<double>(N - 1));
   const auto options = at::CPU(c10::CppTypeToScalarType<scalar_t>::value);
   at::parallel_for(0, geo.n_blocks, 1, [&](int64_t b_begin, int64_t b_end) {
     ScatteringTiles<scalar_t> tiles(z, x, L, D, &cz, &cx);
+    std::vector<int64_t> near_latent, near_data;
     for (int64_t b = b_begin; b < b_end; ++b) {
       const int64_t r0 = b * geo.block, r1 = std::min(N, r0 + geo.block), nr = r1 - r0;
       tiles.set_rows(r0, r1);
@@ -131,34 +155,34 @@ void scattering_backward_cpu_kernel(const scalar_t* grad_s,  // (N,)
       for (int64_t c0 = 0; c0 < N; c0 += cpu::kColTile) {
         const int64_t c1 = std::min(N, c0 + cpu::kColTile), nc = c1 - c0;
         tiles.set_cols(c0, c1);
-        const scalar_t* a_sq = tiles.latent_sq.template data_ptr<scalar_t>();
-        const scalar_t* b_sq = tiles.data_sq.template data_ptr<scalar_t>();
+        scalar_t* a_sq = tiles.latent_sq.template data_ptr<scalar_t>();
+        scalar_t* b_sq = tiles.data_sq.template data_ptr<scalar_t>();
         at::Tensor coef_z = at::empty({nr, nc}, options);
         at::Tensor coef_x = at::empty({nr, nc}, options);
-        scalar_t* cz_ptr = coef_z.data_ptr<scalar_t>();
-        scalar_t* cx_ptr = coef_x.data_ptr<scalar_t>();
         for (int64_t i = 0; i < nr; ++i) {
-          for (int64_t j = 0; j < nc; ++j) {
-            double coef_latent = 0, coef_data = 0;
-            bool near_a = false, near_b = false;
+          scalar_t* a_row = a_sq + i * nc;
+          scalar_t* b_row = b_sq + i * nc;
+          scalar_t* cz_row = coef_z.data_ptr<scalar_t>() + i * nc;
+          scalar_t* cx_row = coef_x.data_ptr<scalar_t>() + i * nc;
+          near_latent.clear();
+          near_data.clear();
+          tiles.latent.refine_small(i, a_row, near_latent);
+          tiles.data.refine_small(i, b_row, near_data);
+          exclude_self_pair(r0 + i, c0, c1, a_row, b_row);
+          gradient_coefficients(a_row, b_row, grad_s[r0 + i], grad_s + c0, inv_pairs, static_cast<scalar_t>(eps), nc,
+                                cz_row, cx_row);
+          // Near pairs: a large coefficient on a tiny difference, so take the difference exactly.
+          for (const int64_t j : near_data) {
             if (r0 + i != c0 + j) {
-              const double a = std::sqrt(refined_sqdist(tiles.latent, a_sq, i, j, &near_a));
-              const double b_ = std::sqrt(refined_sqdist(tiles.data, b_sq, i, j, &near_b));
-              const double w = (static_cast<double>(grad_s[r0 + i]) + static_cast<double>(grad_s[c0 + j])) *
-                               inv_pairs;
-              coef_data = b_ > 0 ? -w * a / ((b_ + eps) * (b_ + eps) * b_) : 0.0;
-              coef_latent = a > 0 ? w / ((b_ + eps) * a) : 0.0;
+              tiles.data.add_exact_difference(i, j, cx_row[j], grad_x_rows);
             }
-            if (near_b) {  // large coefficient on a tiny difference: take the difference exactly
-              tiles.data.add_exact_difference(i, j, coef_data, grad_x_rows);
-              coef_data = 0;
+            cx_row[j] = 0;
+          }
+          for (const int64_t j : near_latent) {
+            if (r0 + i != c0 + j) {
+              tiles.latent.add_exact_difference(i, j, cz_row[j], grad_z_rows);
             }
-            if (near_a) {
-              tiles.latent.add_exact_difference(i, j, coef_latent, grad_z_rows);
-              coef_latent = 0;
-            }
-            cz_ptr[i * nc + j] = static_cast<scalar_t>(coef_latent);
-            cx_ptr[i * nc + j] = static_cast<scalar_t>(coef_data);
+            cz_row[j] = 0;
           }
         }
         tiles.latent.accumulate_weighted_differences(coef_z, grad_z_rows);
