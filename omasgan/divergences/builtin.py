@@ -68,17 +68,21 @@ def js(*, generator_mode: str = "nonsaturating") -> FDivergence:
 
 
 def gan(*, generator_mode: str = "nonsaturating") -> FDivergence:
-    """The original GAN objective: f(u) = u log u - (u + 1) log(u + 1), f*(t) = -log(1 - e^t),
-    g_f(v) = -softplus(-v)."""
+    """The original GAN objective as an f-divergence (Goodfellow et al. 2014; Nowozin et al. 2016).
+
+    f(u) = u log u - (u + 1) log(u + 1) + log 4 (Nowozin's f plus the constant log 4, so that f(1) = 0),
+    f*(t) = -log(1 - e^t) - log 4, g_f(v) = -softplus(-v). The critic loss is the usual binary cross-entropy
+    minus log 4, and ``estimate`` at the optimal critic is 2 JS(P||Q).
+    """
     return FDivergence(
         "gan",
-        f=lambda u: torch.xlogy(u, u) - (u + 1) * torch.log(u + 1),
-        conjugate=lambda t: -torch.log(-torch.expm1(t)),
+        f=lambda u: torch.xlogy(u, u) - (u + 1) * torch.log(u + 1) + 2 * LOG2,
+        conjugate=lambda t: -torch.log(-torch.expm1(t)) - 2 * LOG2,
         activation=lambda v: -F.softplus(-v),
         f_prime_at_1=-LOG2,
         conjugate_domain=(-math.inf, 0.0),
         real_term=lambda v: F.softplus(-v),
-        fake_term=lambda v: F.softplus(v),
+        fake_term=lambda v: F.softplus(v) - 2 * LOG2,
         generator_mode=generator_mode,
     )
 
@@ -168,6 +172,6 @@ def omasgan_register_divergences(register) -> None:
     register("kl", kl, description="Kullback-Leibler f-divergence")
     register("pearson", pearson, description="Pearson chi-squared f-divergence")
     register("js", js, description="Jensen-Shannon f-divergence")
-    register("gan", gan, description="original GAN objective (2 JS - log 4)")
+    register("gan", gan, description="original GAN objective (estimate: 2 JS)")
     register("klwgan", KLWGAN, description="KL-WGAN: hinge critic, self-normalised fake weights (Song & Ermon 2020)")
     register("wasserstein", Wasserstein, description="Wasserstein-1 with gradient penalty (WGAN-GP)")

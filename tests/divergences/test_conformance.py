@@ -1,0 +1,68 @@
+"""Every registered divergence passes the conformance suite; a wrong one fails it, naming the property."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from omasgan import divergences
+from omasgan.testing import ConformanceError, check_divergence
+
+PLUGIN_NAMES = ["reverse_kl", "neyman", "squared_hellinger", "jeffrey", "total_variation", "alpha"]
+
+
+@pytest.mark.parametrize("name", sorted(divergences.available()))
+def test_registered_divergence_passes_conformance(name):
+    report = check_divergence(divergences.get(name), max_examples=60)
+    assert report.passed
+    assert all(r.status in ("passed", "skipped") for r in report.results)
+
+
+@pytest.mark.parametrize("alpha", [-1.0, 0.3, 2.0, 4.0])
+def test_alpha_divergence_passes_for_several_alphas(alpha):
+    if "alpha" not in divergences.available():
+        pytest.skip("omasgan-fdivergences is not installed")
+    assert check_divergence(divergences.get("alpha", alpha=alpha), max_examples=40).passed
+
+
+def test_plugin_divergences_are_installed_for_the_suite():
+    # CI installs plugins/omasgan-fdivergences; without it the conformance run above would be thin.
+    missing = [name for name in PLUGIN_NAMES if name not in divergences.available()]
+    assert not missing, f"plugin divergences missing: {missing}; run bash .ci/setup"
+
+
+def test_wrong_conjugate_fails_and_names_the_property():
+    wrong = divergences.FDivergence(
+        "kl_with_wrong_conjugate",
+        f=lambda u: torch.xlogy(u, u),
+        conjugate=lambda t: torch.exp(t),  # the KL conjugate is exp(t - 1)
+        activation=lambda v: v,
+        f_prime_at_1=1.0,
+        fake_term=lambda v: divergences.exp_linear(v),
+    )
+    with pytest.raises(ConformanceError) as failure:
+        check_divergence(wrong, max_examples=30)
+    message = str(failure.value)
+    assert "FAILED  Fenchel-Young equality at t = f'(u)" in message
+    assert "FAILED  f* = sup_u (u t - f(u)) numerically" in message
+    assert "Falsifying" in message or "Failing test case" in message
+
+
+def test_overflowing_loss_fails_the_extreme_output_property():
+    textbook_kl = divergences.FDivergence(
+        "textbook_kl", f=lambda u: torch.xlogy(u, u), conjugate=lambda t: torch.exp(t - 1),
+        activation=lambda v: v, f_prime_at_1=1.0,
+    )
+    report = check_divergence(textbook_kl, max_examples=30, raise_on_failure=False)
+    failed = {r.name for r in report.failures}
+    assert failed == {"losses finite, with finite gradients, for outputs in [-1e4, 1e4]"}
+
+
+def test_activation_outside_domain_fails():
+    bad_js = divergences.FDivergence(
+        "js_identity_activation", f=lambda u: torch.xlogy(u, u) - (u + 1) * torch.log((u + 1) / 2),
+        conjugate=lambda t: -torch.log(2 - torch.exp(t)), activation=lambda v: v, f_prime_at_1=0.0,
+        conjugate_domain=(-float("inf"), 0.6931471805599453),
+    )
+    report = check_divergence(bad_js, max_examples=30, raise_on_failure=False)
+    assert "g_f maps every real into dom f*" in {r.name for r in report.failures}
