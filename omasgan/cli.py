@@ -44,6 +44,15 @@ def _cmd_divergences(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from omasgan.demo import format_summary, run_demo
+
+    summary = run_demo(args.out, seed=args.seed, verbose=0 if args.quiet else 1, device=args.device)
+    print(format_summary(summary))
+    print(f"wrote {args.out}/boundary.png and {args.out}/summary.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omasgan", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -53,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     div.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="divergence parameter")
     div.add_argument("--max-examples", type=int, default=100, help="hypothesis examples per property")
     div.set_defaults(handler=_cmd_divergences)
+    demo = commands.add_parser("demo", help="train on 2-D data and draw the boundary (about a minute on a CPU)")
+    demo.add_argument("--out", default="omasgan-demo", help="output folder (boundary.png, summary.json)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--device", default="auto")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.set_defaults(handler=_cmd_demo)
     return parser
 
 

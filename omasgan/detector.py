@@ -1,0 +1,297 @@
+"""``OMASGANDetector``: OMASGAN as a scikit-learn outlier detector (like ``IsolationForest``)."""
+
+from __future__ import annotations
+
+import json
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from omasgan._validation import Interval, Options, validate_params
+from omasgan.checkpoint import atomic_write_text
+from omasgan.config import OMASGANConfig
+from omasgan.errors import CheckpointError, InvalidInputError
+from omasgan.nets import build_nets
+from omasgan.pipeline import OMASGAN, OMASGANModels, resolve_device
+
+__all__ = ["OMASGANDetector"]
+
+_MODULES = ("generator", "critic", "boundary", "boundary_critic", "retrained_generator", "retrain_critic", "detector")
+
+
+class OMASGANDetector(OutlierMixin, BaseEstimator):
+    """Anomaly detector trained on normal data only, with generated boundary samples as negatives.
+
+    Runs the four OMASGAN tasks (a GAN, the boundary generator B, the retrained G' with critic C, and the
+    detector J) and scores with J. Score directions follow scikit-learn: ``score_samples`` is higher for
+    normal points; ``anomaly_score`` is J's logit, higher for anomalies (the paper's convention).
+
+    Parameters
+    ----------
+    preset : {"quick", "paper"}, default="quick"
+        Hyper-parameter preset; vector (n, d) data and images (n, [c,] h, w) get their own variants.
+    config : dict, default=None
+        Dotted-key overrides of the preset, e.g. ``{"task2.mu": 1.0, "task1.steps": 500}``.
+    divergence : str, default="klwgan"
+        Any registered divergence (``omasgan divergences``).
+    divergence_params : dict, default=None
+        Its parameters; None keeps the preset's (``temperature=5`` for klwgan).
+    contamination : "auto" or float in (0, 0.5], default="auto"
+        "auto": the threshold is J's decision boundary (logit 0). A float: that share of the training data
+        is labelled outlier.
+    device : str, default="auto"
+        "auto" picks CUDA when available.
+    random_state : int, RandomState or None, default=None
+        Seeds initialisation, latents and batch order; an int makes fits reproducible on one device.
+    verbose : int, default=0
+        0 silent; 1 progress bars; 2 also logged metrics.
+    run_dir : str, default=None
+        Keep checkpoints and metrics there (and resume an interrupted fit); None trains in memory.
+
+    Attributes
+    ----------
+    generator_, boundary_generator_, retrained_generator_ : torch.nn.Module
+        G (Task 1), B (Task 2), G' (Task 3).
+    critic_, retrain_critic_, detector_ : torch.nn.Module
+        D (Task 1), C (Task 3), J (Task 3-J).
+    config_ : OMASGANConfig
+        The configuration actually used.
+    offset_ : float
+        ``decision_function = score_samples - offset_``.
+    device_ : torch.device
+    history_ : list of dict
+        Logged metrics per task and step.
+    input_shape_ : tuple
+        Shape of one sample as the networks see it: (d,) or (c, h, w).
+    n_features_in_ : int
+
+    See Also
+    --------
+    sklearn.ensemble.IsolationForest : the estimator conventions followed here.
+    omasgan.OMASGAN : the pipeline with run directories and custom networks.
+
+    References
+    ----------
+    N. Dionelis, M. Yaghoobi, S. A. Tsaftaris, "Out-of-Distribution Minimum Anomaly Score GAN for Sample
+    Generation on the Boundary" (OMASGAN).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from omasgan import OMASGANDetector
+    >>> X = np.random.default_rng(0).normal(size=(200, 2)).astype("float32")
+    >>> tiny = {"task1.steps": 20, "task2.steps": 5, "task3.steps": 5, "detector.steps": 20}
+    >>> det = OMASGANDetector(config=tiny, random_state=0, device="cpu").fit(X)
+    >>> det.predict(np.array([[0.0, 0.0]])).shape
+    (1,)
+    """
+
+    _parameter_constraints: dict = {
+        "preset": [Options({"quick", "paper"})],
+        "config": [dict, None],
+        "divergence": [str],
+        "divergence_params": [dict, None],
+        "contamination": [Options({"auto"}), Interval(Real, 0, 0.5, closed="right")],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": [Interval(Integral, 0, None, closed="left")],
+        "run_dir": [str, Path, None],
+    }
+
+    def __init__(
+        self,
+        *,
+        preset="quick",
+        config=None,
+        divergence="klwgan",
+        divergence_params=None,
+        contamination="auto",
+        device="auto",
+        random_state=None,
+        verbose=0,
+        run_dir=None,
+    ):
+        self.preset = preset
+        self.config = config
+        self.divergence = divergence
+        self.divergence_params = divergence_params
+        self.contamination = contamination
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.run_dir = run_dir
+
+    # -- input handling -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _to_numpy(X):
+        if isinstance(X, torch.Tensor):
+            return X.detach().to("cpu", torch.float32).numpy()
+        return X
+
+    def _samples(self, X, *, reset: bool) -> torch.Tensor:
+        """Validated input as a float32 tensor of shape (n, *input_shape_)."""
+        X = validate_data(
+            self, self._to_numpy(X), reset=reset, allow_nd=True, dtype=np.float32, ensure_min_samples=2 if reset else 1
+        )
+        if X.ndim not in (2, 3, 4):
+            raise InvalidInputError(
+                f"X must be (n, d) vectors or (n, h, w) / (n, c, h, w) images, got shape {X.shape}."
+            )
+        shape = X.shape[1:] if X.ndim != 3 else (1, *X.shape[1:])
+        if not reset and tuple(shape) != tuple(self.input_shape_):
+            raise InvalidInputError(
+                f"X has samples of shape {tuple(shape)} but this detector was fitted on {tuple(self.input_shape_)}."
+            )
+        return torch.from_numpy(np.ascontiguousarray(X)).reshape(X.shape[0], *shape)
+
+    def _build_config(self, kind: str, seed: int) -> OMASGANConfig:
+        config = OMASGANConfig.preset(self.preset, kind)
+        overrides: dict[str, Any] = {"seed": seed, "divergence": self.divergence}
+        if self.divergence_params is not None or self.divergence != config.divergence:
+            overrides["divergence_params"] = dict(self.divergence_params or {})
+        overrides.update(self.config or {})
+        return config.with_overrides(overrides)
+
+    # -- fitting ------------------------------------------------------------------------------------
+
+    def fit(self, X, y=None):
+        """Train on normal data ``X`` ((n, d), (n, h, w) or (n, c, h, w); numpy or torch). Returns self."""
+        validate_params(self)
+        samples = self._samples(X, reset=True)
+        self.input_shape_ = tuple(samples.shape[1:])
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        self.config_ = self._build_config("vector" if samples.dim() == 2 else "image", seed)
+        self.device_ = resolve_device(self.device)
+        pipeline = OMASGAN(self.config_, self.run_dir, device=str(self.device_), verbose=self.verbose)
+        self._set_models(pipeline.fit(samples))
+        self.history_ = pipeline.history
+        if self.contamination == "auto":
+            self.offset_ = 0.0  # J's decision boundary: logit 0
+        else:
+            self.offset_ = float(np.percentile(self._score_samples(samples), 100.0 * self.contamination))
+        return self
+
+    def _set_models(self, models: OMASGANModels) -> None:
+        self.models_ = models
+        self.generator_ = models.generator
+        self.critic_ = models.critic
+        self.boundary_generator_ = models.boundary
+        self.retrained_generator_ = models.retrained_generator
+        self.retrain_critic_ = models.retrain_critic
+        self.detector_ = models.detector
+
+    # -- scoring (outputs are numpy on the CPU) ---------------------------------------------------------
+
+    def _anomaly_score(self, samples: torch.Tensor) -> np.ndarray:
+        return self.models_.scores(samples)["detector"].numpy().astype(np.float64)
+
+    def _score_samples(self, samples: torch.Tensor) -> np.ndarray:
+        return -self._anomaly_score(samples)
+
+    def anomaly_score(self, X) -> np.ndarray:
+        """J's logit for each sample: higher = more anomalous (the paper's score)."""
+        check_is_fitted(self)
+        return self._anomaly_score(self._samples(X, reset=False))
+
+    def score_samples(self, X) -> np.ndarray:
+        """Opposite of ``anomaly_score``: higher = more normal (scikit-learn's convention)."""
+        check_is_fitted(self)
+        return self._score_samples(self._samples(X, reset=False))
+
+    def decision_function(self, X) -> np.ndarray:
+        """``score_samples(X) - offset_``: negative for outliers."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X) -> np.ndarray:
+        """+1 for inliers, -1 for outliers."""
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def ablation_scores(self, X) -> dict[str, np.ndarray]:
+        """Anomaly scores (higher = more anomalous) of J, the Task-1 critic (-D) and the Task-3 critic (-C)."""
+        check_is_fitted(self)
+        return {k: v.numpy() for k, v in self.models_.scores(self._samples(X, reset=False)).items()}
+
+    def boundary_samples(self, n: int, random_state=None) -> np.ndarray:
+        """n samples of the boundary generator B, shaped like the training samples."""
+        check_is_fitted(self)
+        seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+        samples = self.models_.sample("boundary", n, torch.Generator().manual_seed(seed))
+        return samples.cpu().numpy().reshape(n, *self.input_shape_)
+
+    # -- persistence (safetensors + JSON, no pickle) ----------------------------------------------------
+
+    def save(self, path) -> None:
+        """Write ``path/estimator.json`` and ``path/weights.safetensors``."""
+        check_is_fitted(self)
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        tensors = {
+            f"{name}.{key}": value.detach().cpu().contiguous().clone()
+            for name, module in self.models_.modules().items()
+            for key, value in module.state_dict().items()
+        }
+        save_file(tensors, str(path / "weights.safetensors.tmp"))
+        (path / "weights.safetensors.tmp").replace(path / "weights.safetensors")
+        params = {k: (str(v) if isinstance(v, (Path, torch.device)) else v) for k, v in self.get_params().items()}
+        if not isinstance(params["random_state"], (int, type(None))):
+            params["random_state"] = None
+        state = {
+            "params": params,
+            "config": self.config_.to_dict(),
+            "offset": self.offset_,
+            "input_shape": list(self.input_shape_),
+            "n_features_in": self.n_features_in_,
+        }
+        atomic_write_text(path / "estimator.json", json.dumps(state, indent=2))
+
+    @classmethod
+    def load(cls, path, map_location="cpu") -> OMASGANDetector:
+        """Load a detector written by :meth:`save`, its networks on ``map_location``."""
+        path = Path(path)
+        try:
+            state = json.loads((path / "estimator.json").read_text())
+            tensors = load_file(str(path / "weights.safetensors"), device=str(torch.device(map_location)))
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"{path} is not a saved OMASGANDetector ({exc}).") from exc
+        estimator = cls(**state["params"])
+        estimator.config_ = OMASGANConfig.from_dict(state["config"])
+        estimator.input_shape_ = tuple(state["input_shape"])
+        estimator.n_features_in_ = state["n_features_in"]
+        estimator.offset_ = state["offset"]
+        estimator.device_ = torch.device(map_location)
+        estimator.history_ = []
+        cfg = estimator.config_
+        generator, critic, detector = build_nets(estimator.input_shape_, cfg.latent_dim, cfg.width, cfg.spectral_norm)
+        copies = {
+            name: build_nets(estimator.input_shape_, cfg.latent_dim, cfg.width, cfg.spectral_norm)
+            for name in ("boundary", "retrained_generator", "boundary_critic", "retrain_critic")
+        }
+        modules = {
+            "generator": generator,
+            "critic": critic,
+            "detector": detector,
+            "boundary": copies["boundary"][0],
+            "retrained_generator": copies["retrained_generator"][0],
+            "boundary_critic": copies["boundary_critic"][1],
+            "retrain_critic": copies["retrain_critic"][1],
+        }
+        for name, module in modules.items():
+            prefix = f"{name}."
+            module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+            module.to(estimator.device_)
+        estimator._set_models(OMASGANModels(**modules, latent_dim=cfg.latent_dim).eval())
+        return estimator
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        tags.input_tags.three_d_array = True
+        return tags

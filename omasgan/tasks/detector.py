@@ -1,0 +1,62 @@
+"""Task 3-J: the detector J (eq. 6). B's samples are anomalies (label 1); real data (weight zeta) and
+G''s samples (weight 1 - zeta) are normal (label 0). J's logit is the anomaly score."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from omasgan.config import DetectorConfig
+from omasgan.tasks._common import TaskTrainer, adam, sample_batch, sample_latent
+
+__all__ = ["DetectorTrainer", "detector_loss"]
+
+
+def detector_loss(j_b: torch.Tensor, j_x: torch.Tensor, j_gp: torch.Tensor, *, zeta: float) -> dict[str, torch.Tensor]:
+    """Binary cross-entropy on logits: -log sigma(J(b)) for anomalies, -log(1 - sigma(J(.))) for normals."""
+    terms = {
+        "boundary": F.softplus(-j_b).mean(),  # label 1
+        "data": F.softplus(j_x).mean(),  # label 0, weight zeta
+        "retrained": F.softplus(j_gp).mean(),  # label 0, weight 1 - zeta
+    }
+    terms["total"] = terms["boundary"] + zeta * terms["data"] + (1 - zeta) * terms["retrained"]
+    return terms
+
+
+class DetectorTrainer(TaskTrainer):
+    name = "detector"
+
+    def __init__(
+        self,
+        detector: nn.Module,
+        boundary: nn.Module,
+        retrained: nn.Module,
+        config: DetectorConfig,
+        *,
+        latent_dim: int,
+        streams: dict[str, torch.Generator],
+        device: torch.device,
+    ) -> None:
+        super().__init__()
+        self.detector = detector.train()
+        self.boundary = boundary.requires_grad_(False).eval()
+        self.retrained = retrained.requires_grad_(False).eval()
+        self.config, self.latent_dim, self.device = config, latent_dim, device
+        self.models = {"detector": self.detector}
+        self.optimizers = {"detector": adam(self.detector, config.lr)}
+        self.streams = streams
+
+    def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        # Update J: B(z) anomalous, x and G'(z) normal (eq. 6).
+        n = self.config.batch_size
+        real = sample_batch(x, n, self.streams["batch"])
+        with torch.no_grad():
+            b = self.boundary(sample_latent(n, self.latent_dim, self.streams["latent"], self.device))
+            gp = self.retrained(sample_latent(n, self.latent_dim, self.streams["latent"], self.device))
+        terms = detector_loss(self.detector(b), self.detector(real), self.detector(gp), zeta=self.config.zeta)
+        self.optimizers["detector"].zero_grad(set_to_none=True)
+        terms["total"].backward()
+        self.optimizers["detector"].step()
+        self.step_count += 1
+        return {f"detector_{k}": v.detach() for k, v in terms.items()}

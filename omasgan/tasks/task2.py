@@ -1,0 +1,121 @@
+"""Task 2: the boundary generator B (DESIGN §2).
+
+B starts as a copy of G (G frozen) and minimises  L_B = -m(B, G) + mu mean_i d_i + nu mean_i s_i:
+it *ascends* the usual generator objective against a critic D_B (copied from D, trained on reference
+samples vs B's), while the nearness term d (exact distance to the nearest of Q reference points) keeps
+it close to the data and the scattering term s spreads its samples.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from omasgan import ops
+from omasgan.config import Task2Config
+from omasgan.divergences import Divergence
+from omasgan.tasks._common import TaskTrainer, adam, sample_batch, sample_latent
+
+__all__ = ["BoundaryTrainer", "boundary_loss"]
+
+
+def boundary_loss(
+    divergence: Divergence,
+    v_b: torch.Tensor,
+    b: torch.Tensor,
+    z: torch.Tensor,
+    reference: torch.Tensor,
+    *,
+    mu: float,
+    nu: float,
+    eps: float = 1e-8,
+) -> dict[str, torch.Tensor]:
+    """The terms of L_B for one batch.
+
+    Parameters
+    ----------
+    v_b : (N,) critic D_B's outputs on b.   b : (N, ...) boundary samples B(z).   z : (N, L) their latents.
+    reference : (Q, ...) the reference pool (no gradient).
+
+    Returns
+    -------
+    dict with ``total`` = -push + mu * nearness + nu * scattering, and each term: ``push`` = m(B, G), the
+    generator loss B ascends; ``nearness`` = mean_i min_j ||b_i - r_j||; ``scattering`` = mean_i s_i.
+    """
+    push = divergence.generator_loss(v_b)
+    nearness = ops.min_distance(b.flatten(1), reference.flatten(1))[0].mean()
+    scattering = ops.scattering(z, b.flatten(1), eps).mean()
+    total = -push + mu * nearness + nu * scattering
+    return {"total": total, "push": push, "nearness": nearness, "scattering": scattering}
+
+
+class BoundaryTrainer(TaskTrainer):
+    name = "task2"
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        critic: nn.Module,
+        divergence: Divergence,
+        config: Task2Config,
+        *,
+        latent_dim: int,
+        streams: dict[str, torch.Generator],
+        device: torch.device,
+    ) -> None:
+        super().__init__()
+        self.generator = generator.requires_grad_(False).eval()
+        self.boundary = copy.deepcopy(generator).requires_grad_(True).train()
+        self.critic = copy.deepcopy(critic).requires_grad_(True).train()
+        self.divergence, self.config, self.latent_dim, self.device = divergence, config, latent_dim, device
+        self.models = {"boundary": self.boundary, "boundary_critic": self.critic}
+        self.optimizers = {
+            "boundary": adam(self.boundary, config.lr_boundary),
+            "boundary_critic": adam(self.critic, config.lr_critic),
+        }
+        self.streams = streams
+
+    def _latent(self, n: int) -> torch.Tensor:
+        return sample_latent(n, self.latent_dim, self.streams["latent"], self.device)
+
+    @torch.no_grad()
+    def reference(self, n: int, x: torch.Tensor) -> torch.Tensor:
+        """Reference samples: fresh G samples (the paper) or real data, per the configuration."""
+        if self.config.reference == "data":
+            return sample_batch(x, n, self.streams["batch"])
+        return self.generator(self._latent(n))
+
+    def critic_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        # (1) Update D_B: reference samples on the real side, B(z) on the fake side.
+        real = self.reference(self.config.batch_size, x)
+        fake = self.boundary(self._latent(self.config.batch_size)).detach()
+        loss = self.divergence.critic_loss(self.critic(real), self.critic(fake))
+        penalty = self.divergence.penalty(self.critic, real, fake, generator=self.streams["penalty"])
+        total = loss if penalty is None else loss + penalty
+        self.optimizers["boundary_critic"].zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizers["boundary_critic"].step()
+        return {"boundary_critic_loss": loss.detach()}
+
+    def boundary_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        # (2) Update B: minimise L_B = -m(B, G) + mu mean d + nu mean s (DESIGN §2).
+        z = self._latent(self.config.batch_size)
+        b = self.boundary(z)
+        pool = self.reference(self.config.pool_size, x)
+        terms = boundary_loss(
+            self.divergence, self.critic(b), b, z, pool, mu=self.config.mu, nu=self.config.nu, eps=self.config.eps
+        )
+        self.optimizers["boundary"].zero_grad(set_to_none=True)
+        terms["total"].backward()
+        self.optimizers["boundary"].step()
+        return {f"boundary_{k}": v.detach() for k, v in terms.items()}
+
+    def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        metrics = {}
+        for _ in range(self.config.n_critic):
+            metrics = self.critic_step(x)
+        metrics.update(self.boundary_step(x))
+        self.step_count += 1
+        return metrics

@@ -1,0 +1,131 @@
+"""Task 3: retrain G' against a critic C that is told B's samples are negatives (eq. 5, Rumi-GAN style).
+
+C's positives are x (weight alpha) and G(z) (weight delta); its negatives are G'(z) (weight beta) and
+B(z) (weight gamma). G' starts as a copy of G and minimises the generator loss against C.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from omasgan.config import Task3Config
+from omasgan.divergences import Divergence
+from omasgan.tasks._common import TaskTrainer, adam, sample_batch, sample_latent
+
+__all__ = ["RetrainTrainer", "active_share", "retrain_critic_loss"]
+
+
+def retrain_critic_loss(
+    divergence: Divergence,
+    v_x: torch.Tensor,
+    v_g: torch.Tensor,
+    v_gp: torch.Tensor,
+    v_b: torch.Tensor,
+    *,
+    alpha: float,
+    delta: float,
+    beta: float,
+    gamma: float,
+) -> dict[str, torch.Tensor]:
+    """C's loss: alpha real(x) + delta real(G) + beta fake(G') + gamma fake(B), each term a batch mean."""
+    terms = {
+        "data": divergence.critic_real_term(v_x).mean(),
+        "generator": divergence.critic_real_term(v_g).mean(),
+        "retrained": divergence.critic_fake_term(v_gp).mean(),
+        "boundary": divergence.critic_fake_term(v_b).mean(),
+    }
+    terms["total"] = (
+        alpha * terms["data"] + delta * terms["generator"] + beta * terms["retrained"] + gamma * terms["boundary"]
+    )
+    return terms
+
+
+def active_share(term: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Share of samples whose per-sample loss term has a non-zero gradient w.r.t. its critic output.
+
+    For a hinge critic this is the share inside the margin; 0 means the term no longer trains C
+    (DESIGN §8: "log whether each loss term is active").
+    """
+    (grad,) = torch.autograd.grad(term.sum(), v, retain_graph=True)
+    return (grad != 0).float().mean()
+
+
+class RetrainTrainer(TaskTrainer):
+    name = "task3"
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        critic: nn.Module,
+        boundary: nn.Module,
+        divergence: Divergence,
+        config: Task3Config,
+        *,
+        fresh_critic: nn.Module | None,
+        latent_dim: int,
+        streams: dict[str, torch.Generator],
+        device: torch.device,
+    ) -> None:
+        super().__init__()
+        self.generator = generator.requires_grad_(False).eval()
+        self.boundary = boundary.requires_grad_(False).eval()
+        self.retrained = copy.deepcopy(generator).requires_grad_(True).train()
+        base = fresh_critic if config.critic_init == "fresh" and fresh_critic is not None else copy.deepcopy(critic)
+        self.critic = base.requires_grad_(True).train()
+        self.divergence, self.config, self.latent_dim, self.device = divergence, config, latent_dim, device
+        self.models = {"retrained_generator": self.retrained, "retrain_critic": self.critic}
+        self.optimizers = {
+            "retrained_generator": adam(self.retrained, config.lr_generator),
+            "retrain_critic": adam(self.critic, config.lr_critic),
+        }
+        self.streams = streams
+
+    def _latent(self, n: int) -> torch.Tensor:
+        return sample_latent(n, self.latent_dim, self.streams["latent"], self.device)
+
+    def critic_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        # (1) Update C: positives x (alpha) and G(z) (delta); negatives G'(z) (beta) and B(z) (gamma).
+        cfg, n = self.config, self.config.batch_size
+        real = sample_batch(x, n, self.streams["batch"])
+        with torch.no_grad():
+            g, b = self.generator(self._latent(n)), self.boundary(self._latent(n))
+        gp = self.retrained(self._latent(n)).detach()
+        v_b = self.critic(b)
+        terms = retrain_critic_loss(
+            self.divergence,
+            self.critic(real),
+            self.critic(g),
+            self.critic(gp),
+            v_b,
+            alpha=cfg.alpha,
+            delta=cfg.delta,
+            beta=cfg.beta,
+            gamma=cfg.gamma,
+        )
+        penalty = self.divergence.penalty(self.critic, real, gp, generator=self.streams["penalty"])
+        total = terms["total"] if penalty is None else terms["total"] + penalty
+        metrics = {f"retrain_critic_{k}": v.detach() for k, v in terms.items()}
+        metrics["boundary_term_active"] = active_share(self.divergence.critic_fake_term(v_b), v_b)
+        self.optimizers["retrain_critic"].zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizers["retrain_critic"].step()
+        return metrics
+
+    def generator_step(self) -> dict[str, torch.Tensor]:
+        # (2) Update G': minimise the generator loss against C.
+        loss = self.divergence.generator_loss(self.critic(self.retrained(self._latent(self.config.batch_size))))
+        self.optimizers["retrained_generator"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizers["retrained_generator"].step()
+        return {"retrained_generator_loss": loss.detach()}
+
+    def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        metrics = {}
+        for _ in range(self.config.n_critic):
+            metrics = self.critic_step(x)
+        metrics.update(self.generator_step())
+        self.step_count += 1
+        return metrics
