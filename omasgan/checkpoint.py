@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from omasgan.errors import CheckpointError
 
-__all__ = ["atomic_write_text", "load_state", "save_state"]
+__all__ = ["atomic_write_text", "checkpoint_files", "load_state", "save_state"]
 
 _TENSOR, _INT_KEYS, _TUPLE = "__tensor__", "__int_keys__", "__tuple__"
 
@@ -63,22 +63,28 @@ def _decode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return value
 
 
+def checkpoint_files(stem: Path) -> tuple[Path, Path]:
+    """The two files of a checkpoint: ``<stem>.safetensors`` and ``<stem>.json`` (suffixes appended)."""
+    stem = Path(stem)
+    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
+
+
 def save_state(stem: Path, state: dict[str, Any]) -> None:
     """Write ``stem.safetensors`` and ``stem.json``."""
     stem = Path(stem)
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _encode(state, "", tensors)
-    weights = stem.with_suffix(".safetensors")
+    weights, skeleton_path = checkpoint_files(stem)
     tmp = weights.with_name(weights.name + ".tmp")
     save_file(tensors, str(tmp))
     os.replace(tmp, weights)
-    atomic_write_text(stem.with_suffix(".json"), json.dumps(skeleton))
+    atomic_write_text(skeleton_path, json.dumps(skeleton))
 
 
 def load_state(stem: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_state`, tensors on ``map_location``."""
     stem = Path(stem)
-    weights, skeleton = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    weights, skeleton = checkpoint_files(stem)
     if not weights.exists() or not skeleton.exists():
         raise CheckpointError(f"checkpoint {stem} is incomplete: expected {weights.name} and {skeleton.name}.")
     try:

@@ -53,6 +53,66 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_config(args: argparse.Namespace, kind: str):
+    from omasgan.config import OMASGANConfig
+
+    if args.config:
+        config = OMASGANConfig.from_json(open(args.config).read())
+    else:
+        config = OMASGANConfig.preset(args.preset, kind)
+    return config.with_overrides(_parse_params(args.set))
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    print(_load_config(args, args.kind).to_json())
+    return 0
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from omasgan.detector import OMASGANDetector
+
+    X = np.load(args.input, mmap_mode="r")
+    kind = "vector" if X.ndim == 2 else "image"
+    config = _load_config(args, kind)
+    detector = OMASGANDetector(
+        preset=args.preset,
+        config={k: v for k, v in _flatten(config.to_dict()).items()},
+        divergence=config.divergence,
+        divergence_params=config.divergence_params,
+        random_state=config.seed,
+        device=args.device,
+        verbose=0 if args.quiet else 1,
+        run_dir=args.run_dir,
+    ).fit(np.asarray(X))
+    detector.save(args.out)
+    print(f"saved the detector to {args.out} (load with OMASGANDetector.load)")
+    return 0
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key != "divergence_params":
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="quick", choices=["quick", "paper"])
+    parser.add_argument("--config", help="a configuration JSON file (as `omasgan config` prints)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one field, e.g. --set task2.mu=1.0 (repeatable)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omasgan", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--device", default="auto")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(handler=_cmd_demo)
+    config = commands.add_parser("config", help="print a configuration as JSON (a starting point for --config)")
+    _add_config_options(config)
+    config.add_argument("--kind", default="image", choices=["image", "vector"])
+    config.set_defaults(handler=_cmd_config)
+    fit = commands.add_parser("fit", help="train an OMASGANDetector on an .npy array of normal data and save it")
+    fit.add_argument("--input", required=True, help=".npy array: (n, d) vectors or (n, [c,] h, w) images")
+    fit.add_argument("--out", required=True, help="folder for the saved detector")
+    fit.add_argument("--run-dir", help="keep checkpoints and metrics here (and resume an interrupted fit)")
+    fit.add_argument("--device", default="auto")
+    fit.add_argument("--quiet", action="store_true")
+    _add_config_options(fit)
+    fit.set_defaults(handler=_cmd_fit)
     return parser
 
 

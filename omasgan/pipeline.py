@@ -29,7 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from omasgan import divergences
-from omasgan.checkpoint import atomic_write_text, load_state, save_state
+from omasgan.checkpoint import atomic_write_text, checkpoint_files, load_state, save_state
 from omasgan.config import OMASGANConfig
 from omasgan.errors import CheckpointError, InvalidInputError, NonFiniteLossError
 from omasgan.nets import build_nets
@@ -204,7 +204,7 @@ class OMASGAN:
             trainer.load_state_dict(load_state(self.run_dir / task, "cpu"))
             return
         partial = self.run_dir / f"{task}.partial" if self.run_dir is not None else None
-        if partial is not None and partial.with_suffix(".json").exists():
+        if partial is not None and checkpoint_files(partial)[1].exists():
             trainer.load_state_dict(load_state(partial, "cpu"))
         log_every, checkpoint_every = self.config.log_every, self.config.checkpoint_every
         bar = tqdm(total=steps, initial=trainer.step_count, desc=task, disable=self.verbose == 0, leave=False)
@@ -219,9 +219,9 @@ class OMASGAN:
                     save_state(partial, trainer.state_dict())
         if self.run_dir is not None:
             save_state(self.run_dir / task, trainer.state_dict())
-            for suffix in (".safetensors", ".json"):
+            for path in checkpoint_files(partial):
                 with contextlib.suppress(FileNotFoundError):
-                    partial.with_suffix(suffix).unlink()
+                    path.unlink()
         completed.append(task)
         self._mark_completed(completed)
 

@@ -1,0 +1,126 @@
+"""OMASGANDetector: scikit-learn's estimator checks, score invariants, bad input, save/load."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.estimator_checks import check_estimator
+
+from omasgan import OMASGANDetector
+from omasgan.errors import CheckpointError
+
+TINY = {"task1.steps": 10, "task2.steps": 4, "task3.steps": 4, "detector.steps": 10, "task2.pool_size": 64,
+        "task1.batch_size": 32, "task2.batch_size": 16, "task3.batch_size": 32, "detector.batch_size": 32}
+
+
+def tiny_detector(**params) -> OMASGANDetector:
+    return OMASGANDetector(config=TINY, random_state=0, device="cpu", **params)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
+    return X, tiny_detector(contamination=0.1).fit(X)
+
+
+def test_scikit_learn_estimator_checks_pass():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(tiny_detector(), expected_failed_checks=OMASGANDetector.expected_failed_checks,
+                                  on_fail=None)
+    failed = [r for r in results if r["status"] == "failed"]
+    assert not failed, [(r["check_name"], str(r["exception"])[:300]) for r in failed]
+    passed = [r["check_name"] for r in results if r["status"] == "passed"]
+    assert len(passed) >= 40, passed
+
+
+def test_constructor_stores_parameters_and_clone_round_trips():
+    det = OMASGANDetector(preset="paper", config={"task2.mu": 1.0}, contamination=0.05, random_state=3)
+    params = det.get_params()
+    assert params["preset"] == "paper" and params["config"] == {"task2.mu": 1.0} and params["device"] == "auto"
+    assert clone(det).get_params() == params
+
+
+def test_score_directions_and_offset(fitted):
+    X, det = fitted
+    scores = det.score_samples(X)
+    assert np.allclose(scores, det.decision_function(X) + det.offset_)
+    assert np.allclose(det.anomaly_score(X), -scores)
+    assert set(np.unique(det.predict(X))) <= {-1, 1}
+    # contamination=0.1: the offset is the 10th percentile of training scores
+    assert abs(np.mean(det.predict(X) == -1) - 0.1) < 0.02
+    assert isinstance(scores, np.ndarray) and scores.dtype == np.float64
+
+
+def test_contamination_auto_puts_the_offset_at_j_boundary():
+    X = np.random.default_rng(1).normal(size=(100, 2)).astype(np.float32)
+    det = tiny_detector().fit(X)
+    assert det.offset_ == 0.0
+    assert np.array_equal(det.predict(X) == -1, det.anomaly_score(X) > 0)
+
+
+def test_accepts_torch_and_images():
+    images = torch.rand(40, 28, 28) * 2 - 1
+    det = tiny_detector().fit(images)
+    assert det.input_shape_ == (1, 28, 28)
+    assert det.anomaly_score(images[:5]).shape == (5,)
+    assert det.anomaly_score(images[:5].numpy().reshape(5, 1, 28, 28)).shape == (5,)
+    assert det.boundary_samples(3).shape == (3, 1, 28, 28)
+    assert det.device_ == torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    ("X", "match"),
+    [
+        (np.array([[0.0, np.nan], [1.0, 2.0], [3.0, 4.0]]), "NaN"),
+        (np.array([[0.0, np.inf], [1.0, 2.0], [3.0, 4.0]]), "infinity"),
+        (np.zeros(10), "Expected 2D array"),
+        (np.zeros((1, 3)), "minimum of 2"),
+        (np.zeros((4, 2, 2, 2, 2)), "must be \\(n, d\\) vectors"),
+    ],
+)
+def test_bad_training_input_raises_value_error(X, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_detector().fit(X)
+
+
+def test_scoring_checks_fitting_and_feature_count(fitted):
+    X, det = fitted
+    with pytest.raises(NotFittedError):
+        tiny_detector().score_samples(X)
+    with pytest.raises(ValueError, match="features"):
+        det.score_samples(X[:, :2])
+    with pytest.raises(ValueError, match="NaN"):
+        det.anomaly_score(np.full((2, 3), np.nan))
+
+
+def test_bad_parameters_are_reported_at_fit():
+    X = np.zeros((10, 2), np.float32)
+    with pytest.raises(ValueError, match="'contamination' parameter of OMASGANDetector must be"):
+        OMASGANDetector(contamination=0.7).fit(X)
+    with pytest.raises(KeyError, match="unknown divergence"):
+        OMASGANDetector(divergence="klwgn", config=TINY, device="cpu").fit(X)
+
+
+def test_any_registered_divergence_trains():
+    X = np.random.default_rng(2).normal(size=(64, 2)).astype(np.float32)
+    det = OMASGANDetector(divergence="wasserstein", divergence_params={"gradient_penalty": 5.0}, config=TINY,
+                          random_state=0, device="cpu").fit(X)
+    assert det.config_.divergence == "wasserstein" and det.config_.divergence_params == {"gradient_penalty": 5.0}
+    assert np.isfinite(det.score_samples(X)).all()
+
+
+def test_save_load_reproduces_scores_exactly(fitted, tmp_path):
+    X, det = fitted
+    det.save(tmp_path / "model")
+    loaded = OMASGANDetector.load(tmp_path / "model", map_location="cpu")
+    assert np.array_equal(loaded.score_samples(X), det.score_samples(X))
+    assert np.array_equal(loaded.predict(X), det.predict(X))
+    assert loaded.get_params() == det.get_params()
+    with pytest.raises(CheckpointError):
+        OMASGANDetector.load(tmp_path / "missing")
