@@ -53,6 +53,38 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_targets(text: str) -> list:
+    """ "0-9" -> [0..9], "1,3" -> [1, 3], "fashion-mnist,kmnist" -> names."""
+    targets: list = []
+    for part in text.split(","):
+        first, sep, last = part.partition("-")
+        if sep and first.isdigit() and last.isdigit():
+            targets += list(range(int(first), int(last) + 1))
+        else:
+            targets.append(int(part) if part.isdigit() else part)
+    return targets
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from omasgan.evaluation.runner import evaluate
+
+    overrides = _parse_params(args.set)
+    evaluate(
+        args.dataset,
+        args.protocol,
+        _parse_targets(args.classes),
+        [int(s) for s in args.seeds.split(",")],
+        preset=args.preset,
+        out=args.out,
+        data_dir=args.data_dir,
+        overrides=overrides,
+        device=args.device,
+        verbose=0 if args.quiet else 1,
+    )
+    print(open(f"{args.out}/results.md").read())
+    return 0
+
+
 def _load_config(args: argparse.Namespace, kind: str):
     from omasgan.config import OMASGANConfig
 
@@ -140,6 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--quiet", action="store_true")
     _add_config_options(fit)
     fit.set_defaults(handler=_cmd_fit)
+    ev = commands.add_parser("evaluate", help="run a protocol per class x seed with baselines; write tables")
+    ev.add_argument("--dataset", required=True, choices=["mnist", "fashion-mnist", "kmnist", "cifar10", "svhn"])
+    ev.add_argument("--protocol", default="loo", choices=["loo", "one_class", "ood"])
+    ev.add_argument("--classes", default="0-9", help="classes (loo, one_class: '0-9', '1,7') or datasets (ood)")
+    ev.add_argument("--seeds", default="0")
+    ev.add_argument("--preset", default="quick", choices=["quick", "paper"])
+    ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="configuration override")
+    ev.add_argument("--data-dir", help="folder holding the dataset folders (default: $OMASGAN_DATA)")
+    ev.add_argument("--out", default="evaluation")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--quiet", action="store_true")
+    ev.set_defaults(handler=_cmd_evaluate)
     return parser
 
 
@@ -150,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("divergences check needs a NAME")
     try:
         return args.handler(args)
-    except (KeyError, ValueError) as exc:  # user mistakes: one line, no traceback
+    except (KeyError, ValueError, FileNotFoundError) as exc:  # user mistakes: one line, no traceback
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"omasgan: error: {message}", file=sys.stderr)
         return 2

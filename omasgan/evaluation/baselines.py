@@ -1,0 +1,80 @@
+"""Classical baselines on identical splits and the same [-1, 1] pixels. Each returns anomaly scores
+(higher = more anomalous) for the test and validation sets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from sklearn.ensemble import IsolationForest
+from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
+from sklearn.svm import OneClassSVM
+
+__all__ = ["BASELINES", "STATISTICS", "run_baselines"]
+
+# One-class SVM and LOF scale badly with the training size; they are fitted on a seeded subsample.
+SVM_MAX_TRAIN = 5000
+LOF_MAX_TRAIN = 20000
+
+
+def _flat(x: np.ndarray) -> np.ndarray:
+    return x.reshape(len(x), -1).astype(np.float32)
+
+
+def _subsample(x: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    return x if len(x) <= n else x[np.random.default_rng(seed).choice(len(x), n, replace=False)]
+
+
+def knn(train, *queries, k: int = 5):
+    """Mean Euclidean distance to the k nearest training points (DESIGN §8's bar)."""
+    index = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(_flat(train))
+    return [index.kneighbors(_flat(q))[0].mean(1) for q in queries]
+
+
+def isolation_forest(train, *queries):
+    model = IsolationForest(n_estimators=200, random_state=0).fit(_flat(train))
+    return [-model.score_samples(_flat(q)) for q in queries]
+
+
+def one_class_svm(train, *queries):
+    model = OneClassSVM(gamma="scale", nu=0.1).fit(_subsample(_flat(train), SVM_MAX_TRAIN))
+    return [-model.score_samples(_flat(q)) for q in queries]
+
+
+def local_outlier_factor(train, *queries):
+    model = LocalOutlierFactor(n_neighbors=20, novelty=True).fit(_subsample(_flat(train), LOF_MAX_TRAIN))
+    return [-model.score_samples(_flat(q)) for q in queries]
+
+
+BASELINES: dict[str, Callable] = {
+    "knn5": knn,
+    "isolation_forest": isolation_forest,
+    "one_class_svm": one_class_svm,
+    "lof": local_outlier_factor,
+}
+
+# Image statistics as scores, in both directions: a detector that merely tracks "ink" matches one of these.
+STATISTICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "more_ink": lambda x: _flat(x).mean(1),
+    "less_ink": lambda x: -_flat(x).mean(1),
+    "more_contrast": lambda x: _flat(x).std(1),
+    "less_contrast": lambda x: -_flat(x).std(1),
+}
+
+
+def run_baselines(
+    train: np.ndarray, test: np.ndarray, validation: np.ndarray, names: list[str] | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{name: (test_scores, validation_scores)} for the chosen baselines (all by default), plus PyOD's
+    ECOD when PyOD is installed."""
+    out = {}
+    for name in names or list(BASELINES):
+        test_scores, validation_scores = BASELINES[name](train, test, validation)
+        out[name] = (np.asarray(test_scores), np.asarray(validation_scores))
+    try:
+        from pyod.models.ecod import ECOD  # optional
+    except ImportError:
+        return out
+    model = ECOD().fit(_flat(train))
+    out["pyod_ecod"] = (model.decision_function(_flat(test)), model.decision_function(_flat(validation)))
+    return out
