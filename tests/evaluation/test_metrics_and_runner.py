@@ -1,0 +1,46 @@
+"""Metrics against scikit-learn on known inputs, and a one-run evaluation end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from omasgan.evaluation import detection_metrics, evaluate
+
+
+def test_detection_metrics_match_scikit_learn_and_use_the_validation_threshold():
+    labels = np.array([0, 0, 0, 1, 1, 0, 1, 0])
+    scores = np.array([0.1, 0.4, 0.35, 0.8, 0.7, 0.2, 0.3, 0.05])
+    validation = np.linspace(0.0, 0.5, 101)  # 95th percentile = 0.475
+    m = detection_metrics(scores, labels, validation)
+    assert m["auroc"] == pytest.approx(roc_auc_score(labels, scores))
+    assert m["auprc"] == pytest.approx(average_precision_score(labels, scores))
+    assert m["threshold"] == pytest.approx(0.475)
+    # flagged: 0.8 and 0.7 (both anomalies); missed: 0.3 -> precision 1, recall 2/3
+    assert m["f1"] == pytest.approx(0.8)
+
+
+def test_evaluate_runs_one_class_end_to_end_and_resumes(tmp_path, data_dir, monkeypatch):
+    import omasgan.evaluation.baselines as baselines
+
+    monkeypatch.setattr(baselines, "SVM_MAX_TRAIN", 500)
+    monkeypatch.setattr(baselines, "LOF_MAX_TRAIN", 2000)
+    tiny = {"task1.steps": 20, "task2.steps": 5, "task3.steps": 5, "detector.steps": 20, "task2.pool_size": 128}
+    out = tmp_path / "eval"
+    evaluate("cifar10", "loo", [3], [0], out=out, data_dir=str(data_dir), overrides=tiny, device="cpu", verbose=0)
+    run = json.loads((out / "runs" / "cifar10-loo-3_seed0.json").read_text())
+    assert set(run["methods"]) == {"detector", "task3_critic", "task1_critic"}
+    assert run["n_test"] == 1000 and "first 1000" in run["subset"]
+    baselines_result = json.loads((out / "baselines" / "cifar10-loo-3.json").read_text())
+    assert {"knn5", "isolation_forest", "one_class_svm", "lof", "less_ink"} <= set(baselines_result)
+    table = (out / "results.md").read_text()
+    assert "OMASGAN J" in table and "knn5" in table and "**Subset:**" in table
+    assert (out / "figures" / "cifar10-loo-3_seed0_roc.png").exists()
+    assert (out / "figures" / "cifar10-loo-3_seed0_samples.png").exists()
+    assert len((out / "results.csv").read_text().splitlines()) > 10
+    before = (out / "runs" / "cifar10-loo-3_seed0.json").stat().st_mtime_ns
+    evaluate("cifar10", "loo", [3], [0], out=out, data_dir=str(data_dir), overrides=tiny, device="cpu", verbose=0)
+    assert (out / "runs" / "cifar10-loo-3_seed0.json").stat().st_mtime_ns == before  # finished runs are skipped
