@@ -262,13 +262,20 @@ FLOOR_GEMMS = {("min_distance", "fwd"): 1, ("min_distance", "fwd+bwd"): 1,
                ("scattering", "fwd"): 1, ("scattering", "fwd+bwd"): 3}
 
 
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    return platform.processor() or platform.machine()
+
+
 def run(device, backward_modes, min_run_time, kinds, quick):
     results = {
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                                  text=True).stdout.strip(),
         "torch": torch.__version__,
         "device": device if device == "cpu" else torch.cuda.get_device_name(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu_model(),
         "threads": torch.get_num_threads(),
         "dtype": "float32",
         "backend": ops.backend(),
@@ -310,6 +317,8 @@ def _cell(rows, op, shape, impl, pass_):
 def markdown(results, command):
     lines = [
         f"# Operator benchmark: {results['device']}",
+        "",
+        f"Machine: {results.get('cpu', '?')}.",
         "",
         f"torch {results['torch']}, {results['threads']} threads, {results['dtype']}, backend {results['backend']}, "
         f"commit {results['commit']}, {results['date']}. Times are medians in ms (IQR in the JSON).",

@@ -12,8 +12,8 @@ from sklearn.metrics import roc_auc_score
 
 from omasgan.config import OMASGANConfig
 from omasgan.data import bimodal, bimodal_anomalies
-from omasgan.evaluation import boundary_figure
 from omasgan.pipeline import OMASGAN
+from omasgan.plots import boundary_figure
 
 __all__ = ["run_demo"]
 

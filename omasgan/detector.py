@@ -150,9 +150,7 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
         X = self._to_numpy(X)
         if getattr(X, "ndim", None) == 3:  # (n, h, w) single-channel images -> (n, 1, h, w)
             X = X[:, None]
-        X = validate_data(
-            self, X, reset=reset, allow_nd=True, dtype=np.float32, ensure_min_samples=2 if reset else 1
-        )
+        X = validate_data(self, X, reset=reset, allow_nd=True, dtype=np.float32, ensure_min_samples=2 if reset else 1)
         if X.ndim not in (2, 4):
             raise InvalidInputError(
                 f"X must be (n, d) vectors or (n, h, w) / (n, c, h, w) images, got shape {X.shape}."

@@ -270,7 +270,7 @@ class OMASGAN:
         )
         self._run_task(detect, cfg.detector.steps, x, completed)
 
-        return OMASGANModels(
+        models = OMASGANModels(
             generator=generator,
             critic=critic,
             boundary=task2.boundary,
@@ -280,3 +280,9 @@ class OMASGAN:
             detector=detector,
             latent_dim=cfg.latent_dim,
         ).eval()
+        if self.run_dir is not None:
+            from omasgan.plots import model_samples  # matplotlib only when a run directory asks for figures
+
+            (self.run_dir / "figures").mkdir(exist_ok=True)
+            model_samples(models, x[:2000].cpu().numpy(), self.run_dir / "figures" / "samples.png")
+        return models

@@ -120,8 +120,16 @@ class _Registry:
             distribution, version = self._distribution_of(plugin_name)
             pending: list[DivergenceInfo] = []
 
-            def register(name, factory, *, description="", _pending=pending, _plugin=plugin_name,
-                         _dist=distribution, _version=version):
+            def register(
+                name,
+                factory,
+                *,
+                description="",
+                _pending=pending,
+                _plugin=plugin_name,
+                _dist=distribution,
+                _version=version,
+            ):
                 if not isinstance(name, str) or not _NAME.match(name):
                     raise ValueError(f"divergence names must match [a-z][a-z0-9_]*, got {name!r}")
                 if not callable(factory):

@@ -1,7 +1,7 @@
 """Evaluation: metrics, baselines, the protocol runner and figures."""
 
 from omasgan.evaluation.metrics import detection_metrics, spearman
-from omasgan.evaluation.plots import boundary_figure
+from omasgan.plots import boundary_figure
 
 __all__ = ["boundary_figure", "detection_metrics", "evaluate", "spearman", "summarise"]
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from omasgan.checkpoint import atomic_write_text
@@ -26,6 +25,7 @@ from omasgan.data.protocols import Split, make_split
 from omasgan.detector import OMASGANDetector
 from omasgan.evaluation.baselines import STATISTICS, run_baselines
 from omasgan.evaluation.metrics import detection_metrics, spearman
+from omasgan.plots import model_samples
 
 __all__ = ["evaluate", "summarise"]
 
@@ -61,29 +61,6 @@ def _figures(split: Split, scores: dict[str, np.ndarray], path_stem: Path) -> No
     plt.close(fig)
 
 
-def _sample_grid(detector: OMASGANDetector, split: Split, path: Path, n: int = 8) -> None:
-    """Rows: data x, G, B, G' (the images a person needs to judge the boundary samples)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    gen = torch.Generator().manual_seed(0)
-    rows = {"x": split.train[:n]}
-    for label, key in (("G", "generator"), ("B", "boundary"), ("G'", "retrained_generator")):
-        rows[label] = detector.models_.sample(key, n, gen).cpu().numpy()
-    fig, axes = plt.subplots(len(rows), n, figsize=(n, len(rows)))
-    for r, (label, images) in enumerate(rows.items()):
-        for c in range(n):
-            image = np.clip((images[c].transpose(1, 2, 0) + 1) / 2, 0, 1)
-            axes[r, c].imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray")
-            axes[r, c].axis("off")
-        axes[r, 0].set_title(label, fontsize=8, loc="left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-
-
 def _baselines(split: Split, out: Path) -> dict[str, Any]:
     path = out / "baselines" / f"{split.name}.json"
     if path.exists():
@@ -110,8 +87,7 @@ def _run(split: Split, seed: int, preset: str, overrides: dict, device: str, out
     stem = out / "figures" / f"{split.name}_seed{seed}"
     stem.parent.mkdir(parents=True, exist_ok=True)
     _figures(split, {OMASGAN_SCORES[k]: test[k] for k in OMASGAN_SCORES}, stem)
-    if split.test.ndim == 4:
-        _sample_grid(detector, split, Path(f"{stem}_samples.png"))
+    model_samples(detector.models_, split.train, f"{stem}_samples.png")
     task2 = [row for row in detector.history_ if row["task"] == "task2"]
     task3 = [row for row in detector.history_ if row["task"] == "task3"]
     return {

@@ -85,6 +85,9 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path):
     assert json.loads((tmp_path / "state.json").read_text())["completed"] == ["task1", "task2", "task3", "detector"]
     for key in reference:
         assert torch.equal(resumed[key], reference[key]), key
+    assert (tmp_path / "figures" / "samples.png").stat().st_size > 10_000
+    assert {p.name for p in tmp_path.glob("*.safetensors")} == {f"{t}.safetensors" for t in
+                                                                ("task1", "task2", "task3", "detector")}
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert {json.loads(line)["task"] for line in lines} == {"task1", "task2", "task3", "detector"}
 
@@ -148,3 +151,26 @@ def test_non_finite_loss_stops_with_task_and_step_and_keeps_last_checkpoint(tmp_
         pm.unregister(name="nan-after-plugin")
     assert (tmp_path / "task1.partial.json").exists()
     assert json.loads((tmp_path / "state.json").read_text())["completed"] == []
+
+
+def test_user_supplied_networks_are_trained():
+    x = torch.from_numpy(bimodal(300, random_state=0))
+    latent = 3
+    generator = torch.nn.Sequential(torch.nn.Linear(latent, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Linear(2, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
+
+        def forward(self, inputs):
+            return self.net(inputs).squeeze(1)
+
+    critic, detector = Head(), Head()
+    before = [p.detach().clone() for p in detector.parameters()]
+    config = OMASGANConfig.preset("quick", "vector").with_overrides(
+        {**SMALL, "latent_dim": latent, "task1.steps": 20, "task2.steps": 5, "task3.steps": 5, "detector.steps": 10})
+    models = OMASGAN(config, device="cpu", verbose=0, modules=(generator, critic, detector)).fit(x)
+    assert models.detector is detector and models.generator is generator
+    assert any(not torch.equal(a, b) for a, b in zip(before, detector.parameters(), strict=True))
+    assert models.scores(x[:5])["detector"].shape == (5,)

@@ -1,0 +1,91 @@
+"""Figures people would rather look at than read: 2-D samples over J's score, and image sample grids.
+
+A leaf module (matplotlib, numpy, torch only), so the pipeline and the evaluation can both use it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["boundary_figure", "model_samples", "sample_grid"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def sample_grid(rows: dict[str, np.ndarray], path: str | Path, n: int = 8) -> Path:
+    """One row of n images per entry of ``rows`` ((m, c, h, w) arrays in [-1, 1]); writes a PNG."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(rows), n, figsize=(n, len(rows)), squeeze=False)
+    for r, (label, images) in enumerate(rows.items()):
+        for c in range(n):
+            axes[r, c].axis("off")
+            if c >= len(images):
+                continue
+            image = np.clip((np.asarray(images[c]).transpose(1, 2, 0) + 1) / 2, 0, 1)
+            axes[r, c].imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray")
+        axes[r, 0].set_title(label, fontsize=8, loc="left")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def model_samples(models, x: np.ndarray, path: str | Path) -> Path | None:
+    """The figure a run directory gets: 2-D data -> boundary_figure; images -> rows x, G, B, G'."""
+    if x.ndim == 2 and x.shape[1] == 2:
+        return boundary_figure(models, x, path, limits=float(np.abs(x).max() * 1.6))
+    if x.ndim == 4:
+        gen = torch.Generator().manual_seed(0)
+        rows = {"x": x[:8]}
+        for label, key in (("G", "generator"), ("B", "boundary"), ("G'", "retrained_generator")):
+            rows[label] = models.sample(key, 8, gen).cpu().numpy()
+        return sample_grid(rows, path)
+    return None
+
+
+def boundary_figure(
+    models, x: np.ndarray, path: str | Path, *, n: int = 1000, limits: float = 6.0, anomalies: np.ndarray | None = None
+) -> Path:
+    """2-D data: data, G, B and G' samples over J's score as a contour map. Writes a PNG, returns its path."""
+    plt = _pyplot()
+    grid = np.linspace(-limits, limits, 200, dtype=np.float32)
+    xx, yy = np.meshgrid(grid, grid)
+    points = torch.from_numpy(np.stack([xx.ravel(), yy.ravel()], axis=1))
+    score = models.scores(points)["detector"].numpy().reshape(xx.shape)
+    gen = torch.Generator().manual_seed(0)
+    samples = {
+        name: models.sample(key, n, gen).cpu().numpy()
+        for name, key in (("G", "generator"), ("B", "boundary"), ("G'", "retrained_generator"))
+    }
+
+    fig, ax = plt.subplots(figsize=(7, 6))
+    contour = ax.contourf(xx, yy, score, levels=30, cmap="RdBu_r", alpha=0.55)
+    ax.contour(xx, yy, score, levels=[0.0], colors="k", linewidths=1.2)
+    fig.colorbar(contour, ax=ax, label="J logit (higher = more anomalous); black line: J = 0")
+    ax.scatter(*x[:n].T, s=3, c="tab:blue", label="data x")
+    ax.scatter(*samples["G"].T, s=3, c="tab:orange", label="G (Task 1)")
+    ax.scatter(*samples["B"].T, s=3, c="tab:green", label="B, boundary (Task 2)")
+    ax.scatter(*samples["G'"].T, s=3, c="tab:purple", label="G' (Task 3)")
+    if anomalies is not None:
+        ax.scatter(*anomalies.T, s=6, marker="x", c="k", alpha=0.4, label="held-out anomalies")
+    ax.set_xlim(-limits, limits)
+    ax.set_ylim(-limits, limits)
+    ax.set_aspect("equal")
+    ax.legend(loc="upper left", fontsize=8, markerscale=3)
+    ax.set_title("OMASGAN on 2-D data: samples and the detector J")
+    path = Path(path)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
