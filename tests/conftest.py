@@ -26,5 +26,7 @@ def available_devices() -> list:
 def data_dir() -> Path:
     path = Path(os.environ["OMASGAN_DATA"])
     if not path.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"dataset folder {path} not present: CI must run beside ../shared/data")
         pytest.skip(f"dataset folder {path} not present")
     return path
