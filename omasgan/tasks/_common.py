@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["TaskTrainer", "adam", "sample_batch", "sample_latent"]
+__all__ = ["AdversarialTrainer", "TaskTrainer", "adam", "sample_batch", "sample_latent"]
 
 
 def adam(module: nn.Module, lr: float) -> torch.optim.Adam:
@@ -52,6 +52,20 @@ class TaskTrainer:
             "streams": {k: g.get_state() for k, g in self.streams.items()},
         }
 
+    latent_dim: int
+    device: torch.device
+
+    def latent(self, n: int) -> torch.Tensor:
+        """n latents z ~ N(0, I) from this task's latent stream."""
+        return sample_latent(n, self.latent_dim, self.streams["latent"], self.device)
+
+    def descend(self, optimizer: str, loss: torch.Tensor) -> None:
+        """One step of ``self.optimizers[optimizer]`` on ``loss`` (gradients reset to None first)."""
+        opt = self.optimizers[optimizer]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step_count = int(state["step"])
         for key, module in self.models.items():
@@ -60,3 +74,30 @@ class TaskTrainer:
             optimizer.load_state_dict(state["optimizers"][key])
         for key, stream in self.streams.items():
             stream.set_state(state["streams"][key])
+
+
+class AdversarialTrainer(TaskTrainer):
+    """A critic/generator alternation: ``n_critic`` critic updates, then one generator update per step."""
+
+    config: Any  # has n_critic
+
+    def critic_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def generator_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def critic_descend(
+        self, optimizer: str, divergence, critic: nn.Module, loss: torch.Tensor, real: torch.Tensor, fake: torch.Tensor
+    ) -> None:
+        """Critic update on ``loss`` plus the divergence's regulariser (if any) on (real, fake)."""
+        penalty = divergence.penalty(critic, real, fake, generator=self.streams["penalty"])
+        self.descend(optimizer, loss if penalty is None else loss + penalty)
+
+    def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        metrics: dict[str, torch.Tensor] = {}
+        for _ in range(self.config.n_critic):
+            metrics = self.critic_step(x)
+        metrics.update(self.generator_step(x))
+        self.step_count += 1
+        return metrics

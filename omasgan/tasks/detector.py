@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from omasgan.config import DetectorConfig
-from omasgan.tasks._common import TaskTrainer, adam, sample_batch, sample_latent
+from omasgan.tasks._common import TaskTrainer, adam, sample_batch
 
 __all__ = ["DetectorTrainer", "detector_loss"]
 
@@ -52,11 +52,8 @@ class DetectorTrainer(TaskTrainer):
         n = self.config.batch_size
         real = sample_batch(x, n, self.streams["batch"])
         with torch.no_grad():
-            b = self.boundary(sample_latent(n, self.latent_dim, self.streams["latent"], self.device))
-            gp = self.retrained(sample_latent(n, self.latent_dim, self.streams["latent"], self.device))
+            b, gp = self.boundary(self.latent(n)), self.retrained(self.latent(n))
         terms = detector_loss(self.detector(b), self.detector(real), self.detector(gp), zeta=self.config.zeta)
-        self.optimizers["detector"].zero_grad(set_to_none=True)
-        terms["total"].backward()
-        self.optimizers["detector"].step()
+        self.descend("detector", terms["total"])
         self.step_count += 1
         return {f"detector_{k}": v.detach() for k, v in terms.items()}

@@ -16,7 +16,7 @@ from torch import nn
 from omasgan import ops
 from omasgan.config import Task2Config
 from omasgan.divergences import Divergence
-from omasgan.tasks._common import TaskTrainer, adam, sample_batch, sample_latent
+from omasgan.tasks._common import AdversarialTrainer, adam, sample_batch
 
 __all__ = ["BoundaryTrainer", "boundary_loss"]
 
@@ -51,7 +51,7 @@ def boundary_loss(
     return {"total": total, "push": push, "nearness": nearness, "scattering": scattering}
 
 
-class BoundaryTrainer(TaskTrainer):
+class BoundaryTrainer(AdversarialTrainer):
     name = "task2"
 
     def __init__(
@@ -77,45 +77,28 @@ class BoundaryTrainer(TaskTrainer):
         }
         self.streams = streams
 
-    def _latent(self, n: int) -> torch.Tensor:
-        return sample_latent(n, self.latent_dim, self.streams["latent"], self.device)
-
     @torch.no_grad()
     def reference(self, n: int, x: torch.Tensor) -> torch.Tensor:
         """Reference samples: fresh G samples (the paper) or real data, per the configuration."""
         if self.config.reference == "data":
             return sample_batch(x, n, self.streams["batch"])
-        return self.generator(self._latent(n))
+        return self.generator(self.latent(n))
 
     def critic_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         # (1) Update D_B: reference samples on the real side, B(z) on the fake side.
         real = self.reference(self.config.batch_size, x)
-        fake = self.boundary(self._latent(self.config.batch_size)).detach()
+        fake = self.boundary(self.latent(self.config.batch_size)).detach()
         loss = self.divergence.critic_loss(self.critic(real), self.critic(fake))
-        penalty = self.divergence.penalty(self.critic, real, fake, generator=self.streams["penalty"])
-        total = loss if penalty is None else loss + penalty
-        self.optimizers["boundary_critic"].zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizers["boundary_critic"].step()
+        self.critic_descend("boundary_critic", self.divergence, self.critic, loss, real, fake)
         return {"boundary_critic_loss": loss.detach()}
 
-    def boundary_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def generator_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         # (2) Update B: minimise L_B = -m(B, G) + mu mean d + nu mean s (DESIGN §2).
-        z = self._latent(self.config.batch_size)
+        z = self.latent(self.config.batch_size)
         b = self.boundary(z)
         pool = self.reference(self.config.pool_size, x)
         terms = boundary_loss(
             self.divergence, self.critic(b), b, z, pool, mu=self.config.mu, nu=self.config.nu, eps=self.config.eps
         )
-        self.optimizers["boundary"].zero_grad(set_to_none=True)
-        terms["total"].backward()
-        self.optimizers["boundary"].step()
+        self.descend("boundary", terms["total"])
         return {f"boundary_{k}": v.detach() for k, v in terms.items()}
-
-    def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        metrics = {}
-        for _ in range(self.config.n_critic):
-            metrics = self.critic_step(x)
-        metrics.update(self.boundary_step(x))
-        self.step_count += 1
-        return metrics

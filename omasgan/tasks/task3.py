@@ -13,7 +13,7 @@ from torch import nn
 
 from omasgan.config import Task3Config
 from omasgan.divergences import Divergence
-from omasgan.tasks._common import TaskTrainer, adam, sample_batch, sample_latent
+from omasgan.tasks._common import AdversarialTrainer, adam, sample_batch
 
 __all__ = ["RetrainTrainer", "active_share", "retrain_critic_loss"]
 
@@ -53,7 +53,7 @@ def active_share(term: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return (grad != 0).float().mean()
 
 
-class RetrainTrainer(TaskTrainer):
+class RetrainTrainer(AdversarialTrainer):
     name = "task3"
 
     def __init__(
@@ -83,16 +83,13 @@ class RetrainTrainer(TaskTrainer):
         }
         self.streams = streams
 
-    def _latent(self, n: int) -> torch.Tensor:
-        return sample_latent(n, self.latent_dim, self.streams["latent"], self.device)
-
     def critic_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         # (1) Update C: positives x (alpha) and G(z) (delta); negatives G'(z) (beta) and B(z) (gamma).
         cfg, n = self.config, self.config.batch_size
         real = sample_batch(x, n, self.streams["batch"])
         with torch.no_grad():
-            g, b = self.generator(self._latent(n)), self.boundary(self._latent(n))
-        gp = self.retrained(self._latent(n)).detach()
+            g, b = self.generator(self.latent(n)), self.boundary(self.latent(n))
+        gp = self.retrained(self.latent(n)).detach()
         v_b = self.critic(b)
         terms = retrain_critic_loss(
             self.divergence,
@@ -105,27 +102,13 @@ class RetrainTrainer(TaskTrainer):
             beta=cfg.beta,
             gamma=cfg.gamma,
         )
-        penalty = self.divergence.penalty(self.critic, real, gp, generator=self.streams["penalty"])
-        total = terms["total"] if penalty is None else terms["total"] + penalty
         metrics = {f"retrain_critic_{k}": v.detach() for k, v in terms.items()}
         metrics["boundary_term_active"] = active_share(self.divergence.critic_fake_term(v_b), v_b)
-        self.optimizers["retrain_critic"].zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizers["retrain_critic"].step()
+        self.critic_descend("retrain_critic", self.divergence, self.critic, terms["total"], real, gp)
         return metrics
 
-    def generator_step(self) -> dict[str, torch.Tensor]:
+    def generator_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         # (2) Update G': minimise the generator loss against C.
-        loss = self.divergence.generator_loss(self.critic(self.retrained(self._latent(self.config.batch_size))))
-        self.optimizers["retrained_generator"].zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizers["retrained_generator"].step()
+        loss = self.divergence.generator_loss(self.critic(self.retrained(self.latent(self.config.batch_size))))
+        self.descend("retrained_generator", loss)
         return {"retrained_generator_loss": loss.detach()}
-
-    def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        metrics = {}
-        for _ in range(self.config.n_critic):
-            metrics = self.critic_step(x)
-        metrics.update(self.generator_step())
-        self.step_count += 1
-        return metrics
