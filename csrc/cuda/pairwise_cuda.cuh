@@ -77,6 +77,23 @@ __device__ __forceinline__ void tile_sqdist(const scalar_t* __restrict__ rows,  
   }
 }
 
+// out[(r0 + ty + 16 i) * ld + c0 + tx + 16 j] = acc[i][j] for the outputs inside (n_rows, n_cols).
+template <typename acc_t>
+__device__ __forceinline__ void store_tile(const acc_t (&acc)[kPer][kPer], int64_t r0, int64_t c0, int64_t n_rows,
+                                           int64_t n_cols, int64_t ld, acc_t* __restrict__ out) {
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) {
+    const int64_t r = r0 + threadIdx.y + i * kSide;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      const int64_t c = c0 + threadIdx.x + j * kSide;
+      if (r < n_rows && c < n_cols) {
+        out[r * ld + c] = acc[i][j];
+      }
+    }
+  }
+}
+
 inline dim3 block_dims() { return dim3(kSide, kSide); }
 
 // Kernels launch on the current stream (STYLE §1.4). Only c10/cuda headers are used, so the kernels

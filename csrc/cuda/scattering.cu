@@ -27,17 +27,7 @@ __global__ void pairwise_sqdist_kernel(const scalar_t* __restrict__ rows,  // (R
   const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kTile, c0 = static_cast<int64_t>(blockIdx.y) * kTile;
   acc_t acc[kPer][kPer];
   cuda::tile_sqdist<scalar_t, acc_t>(rows, R, r0, cols, C, c0, dim, row_stage, col_stage, acc);
-#pragma unroll
-  for (int i = 0; i < kPer; ++i) {
-    const int64_t r = r0 + threadIdx.y + i * kSide;
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-      const int64_t c = c0 + threadIdx.x + j * kSide;
-      if (r < R && c < C) {
-        out[r * C + c] = acc[i][j];
-      }
-    }
-  }
+  cuda::store_tile(acc, r0, c0, R, C, C, out);
 }
 
 // out[i, d] = sum_j coef[i, j] * (rows[i, d] - cols[j, d]). Block: 64 rows x 64 features, j staged
@@ -92,17 +82,7 @@ __global__ void weighted_difference_sum_kernel(const acc_t* __restrict__ coef,  
     }
     __syncthreads();
   }
-#pragma unroll
-  for (int i = 0; i < kPer; ++i) {
-    const int64_t r = r0 + threadIdx.y + i * kSide;
-#pragma unroll
-    for (int k = 0; k < kPer; ++k) {
-      const int64_t d = d0 + threadIdx.x + k * kSide;
-      if (r < R && d < dim) {
-        out[r * dim + d] = acc[i][k];
-      }
-    }
-  }
+  cuda::store_tile(acc, r0, d0, R, dim, dim, out);
 }
 
 // Squared distances (R, C) between rows [r0, r0 + R) of `rows_all` and every row of `cols`, in acc dtype.
