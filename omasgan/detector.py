@@ -204,7 +204,7 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
     # -- scoring (outputs are numpy on the CPU) ---------------------------------------------------------
 
     def _anomaly_score(self, samples: torch.Tensor) -> np.ndarray:
-        return self.models_.scores(samples)["detector"].numpy().astype(np.float64)
+        return self.models_.scores(samples, which=("detector",))["detector"].numpy().astype(np.float64)
 
     def _score_samples(self, samples: torch.Tensor) -> np.ndarray:
         return -self._anomaly_score(samples)

@@ -80,17 +80,27 @@ class OMASGANModels:
         return model.eval()(z)
 
     @torch.no_grad()
-    def scores(self, x: torch.Tensor, batch_size: int = 4096) -> dict[str, torch.Tensor]:
+    def scores(
+        self,
+        x: torch.Tensor,
+        batch_size: int = 4096,
+        which: tuple[str, ...] = ("detector", "task1_critic", "task3_critic"),
+    ) -> dict[str, torch.Tensor]:
         """Anomaly scores (higher = more anomalous): ``detector`` = J's logit, ``task1_critic`` = -D(x),
-        ``task3_critic`` = -C(x)."""
+        ``task3_critic`` = -C(x); ``which`` picks the ones computed."""
         self.eval()
-        out: dict[str, list[torch.Tensor]] = {"detector": [], "task1_critic": [], "task3_critic": []}
+        networks = {
+            "detector": (self.detector, 1.0),
+            "task1_critic": (self.critic, -1.0),
+            "task3_critic": (self.retrain_critic, -1.0),
+        }
+        out: dict[str, list[torch.Tensor]] = {name: [] for name in which}
         device = next(self.detector.parameters()).device
         for start in range(0, x.shape[0], batch_size):
             chunk = x[start : start + batch_size].to(device)
-            out["detector"].append(self.detector(chunk).float().cpu())
-            out["task1_critic"].append(-self.critic(chunk).float().cpu())
-            out["task3_critic"].append(-self.retrain_critic(chunk).float().cpu())
+            for name in which:
+                network, sign = networks[name]
+                out[name].append(sign * network(chunk).float().cpu())
         return {k: torch.cat(v) for k, v in out.items()}
 
 

@@ -62,7 +62,7 @@ def boundary_figure(
     grid = np.linspace(-limits, limits, 200, dtype=np.float32)
     xx, yy = np.meshgrid(grid, grid)
     points = torch.from_numpy(np.stack([xx.ravel(), yy.ravel()], axis=1))
-    score = models.scores(points)["detector"].numpy().reshape(xx.shape)
+    score = models.scores(points, which=("detector",))["detector"].numpy().reshape(xx.shape)
     gen = torch.Generator().manual_seed(0)
     samples = {
         name: models.sample(key, n, gen).cpu().numpy()

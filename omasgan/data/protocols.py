@@ -41,6 +41,25 @@ def _subset_note(*datasets: Dataset) -> str | None:
     return "; ".join(notes) or None
 
 
+def _class_split(
+    dataset: str, name: str, description: str, is_normal, data_dir, validation_fraction: float, seed: int
+) -> Split:
+    """Train on the train-split images whose label ``is_normal``; test on the whole test split, label 1 for
+    the others."""
+    train = load_dataset(dataset, "train", data_dir_path=data_dir)
+    test = load_dataset(dataset, "test", data_dir_path=data_dir)
+    fit, validation = _hold_out(train.images[is_normal(train.labels)], validation_fraction, seed)
+    return Split(
+        name=name,
+        train=fit,
+        validation=validation,
+        test=test.images,
+        test_labels=(~is_normal(test.labels)).astype(np.int64),
+        description=description,
+        subset=_subset_note(train, test),
+    )
+
+
 def leave_one_out(
     dataset: str,
     anomaly_class: int,
@@ -51,20 +70,18 @@ def leave_one_out(
 ) -> Split:
     """Train on the official train split without ``anomaly_class``; test on the whole test split,
     label 1 = ``anomaly_class``."""
-    train, test = (
-        load_dataset(dataset, "train", data_dir_path=data_dir),
-        load_dataset(dataset, "test", data_dir_path=data_dir),
+    description = (
+        f"{dataset} leave-one-out, anomaly class {anomaly_class}: train = train split without it, "
+        "test = whole test split"
     )
-    fit, validation = _hold_out(train.images[train.labels != anomaly_class], validation_fraction, seed)
-    return Split(
-        name=f"{dataset}-loo-{anomaly_class}",
-        train=fit,
-        validation=validation,
-        test=test.images,
-        test_labels=(test.labels == anomaly_class).astype(np.int64),
-        description=f"{dataset} leave-one-out, anomaly class {anomaly_class}: train = train split without it, "
-        "test = whole test split",
-        subset=_subset_note(train, test),
+    return _class_split(
+        dataset,
+        f"{dataset}-loo-{anomaly_class}",
+        description,
+        lambda labels: labels != anomaly_class,
+        data_dir,
+        validation_fraction,
+        seed,
     )
 
 
@@ -77,19 +94,14 @@ def one_class(
     seed: int = 0,
 ) -> Split:
     """Train on ``normal_class`` only; every other class of the test split is an anomaly."""
-    train, test = (
-        load_dataset(dataset, "train", data_dir_path=data_dir),
-        load_dataset(dataset, "test", data_dir_path=data_dir),
-    )
-    fit, validation = _hold_out(train.images[train.labels == normal_class], validation_fraction, seed)
-    return Split(
-        name=f"{dataset}-oneclass-{normal_class}",
-        train=fit,
-        validation=validation,
-        test=test.images,
-        test_labels=(test.labels != normal_class).astype(np.int64),
-        description=f"{dataset} one-class, normal class {normal_class}",
-        subset=_subset_note(train, test),
+    return _class_split(
+        dataset,
+        f"{dataset}-oneclass-{normal_class}",
+        f"{dataset} one-class, normal class {normal_class}",
+        lambda labels: labels == normal_class,
+        data_dir,
+        validation_fraction,
+        seed,
     )
 
 
