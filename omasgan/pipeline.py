@@ -9,7 +9,11 @@ Run directory layout::
     metrics.jsonl     one line per logged step: {"task", "step", metric: value, ...}
 
 A run resumes from its last completed task, or from the latest in-task checkpoint, with the random
-streams restored, so an interrupted run finishes exactly as an uninterrupted one would (same device).
+streams restored, so an interrupted run finishes exactly as an uninterrupted one would (same device and
+number of processes).
+
+Under torchrun every rank runs ``fit``; see :mod:`omasgan.distributed` for what is shared between ranks.
+Rank 0 alone writes to the run directory.
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ from tqdm.auto import tqdm
 from omasgan import divergences
 from omasgan.checkpoint import atomic_write_text, checkpoint_files, load_state, save_state
 from omasgan.config import OMASGANConfig
+from omasgan.distributed import DistributedContext, launched_by_torchrun, rank_device
 from omasgan.errors import CheckpointError, InvalidInputError, NonFiniteLossError
 from omasgan.nets import build_nets
+from omasgan.runtime import Engine, RuntimeOptions
 from omasgan.tasks import BoundaryTrainer, DetectorTrainer, RetrainTrainer, Task1Trainer
 from omasgan.tasks._common import TaskTrainer
 
@@ -62,6 +68,68 @@ class OMASGANModels:
     retrain_critic: nn.Module
     detector: nn.Module
     latent_dim: int
+
+    NAMES = ("generator", "critic", "boundary", "boundary_critic", "retrained_generator", "retrain_critic", "detector")
+    # Where each network's final state lives in a run directory: (task checkpoint, key in its "models").
+    _IN_RUN = {
+        "generator": ("task1", "generator"),
+        "critic": ("task1", "critic"),
+        "boundary": ("task2", "boundary"),
+        "boundary_critic": ("task2", "boundary_critic"),
+        "retrained_generator": ("task3", "retrained_generator"),
+        "retrain_critic": ("task3", "retrain_critic"),
+        "detector": ("detector", "detector"),
+    }
+
+    @classmethod
+    def build(
+        cls,
+        config: OMASGANConfig,
+        input_shape: tuple[int, ...],
+        weights: dict[str, dict[str, torch.Tensor]],
+        device: torch.device | str = "cpu",
+    ) -> OMASGANModels:
+        """The built-in networks for ``input_shape`` with the given state dicts (one per name in NAMES)."""
+
+        def nets():
+            return build_nets(tuple(input_shape), config.latent_dim, config.width, config.spectral_norm)
+
+        generator, critic, detector = nets()
+        modules = {
+            "generator": generator,
+            "critic": critic,
+            "detector": detector,
+            "boundary": nets()[0],
+            "retrained_generator": nets()[0],
+            "boundary_critic": nets()[1],
+            "retrain_critic": nets()[1],
+        }
+        for name, module in modules.items():
+            module.load_state_dict(weights[name])
+            module.to(device)
+        return cls(**modules, latent_dim=config.latent_dim).eval()
+
+    @classmethod
+    def load_run(cls, run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[OMASGANModels, OMASGANConfig]:
+        """The networks of a completed run directory (built-in networks only) and its configuration."""
+        run_dir = Path(run_dir)
+        try:
+            record = json.loads((run_dir / "config.json").read_text())
+            completed = json.loads((run_dir / "state.json").read_text())["completed"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"{run_dir} is not an OMASGAN run directory ({exc}).") from exc
+        missing = [task for task in TASKS if task not in completed]
+        if missing:
+            raise CheckpointError(f"{run_dir}: tasks {missing} have not completed; resume the run first.")
+        config = OMASGANConfig.from_dict(record["config"])
+        states = {task: load_state(run_dir / task, "cpu")["models"] for task in TASKS}
+        weights = {name: states[task][key] for name, (task, key) in cls._IN_RUN.items()}
+        try:
+            return cls.build(config, tuple(record["data"]["shape"][1:]), weights, device), config
+        except RuntimeError as exc:  # state dicts that do not fit the built-in networks
+            raise CheckpointError(
+                f"{run_dir} was trained with networks other than the built-in ones; load them yourself ({exc})."
+            ) from exc
 
     def eval(self) -> OMASGANModels:
         for module in self.modules().values():
@@ -104,9 +172,12 @@ class OMASGANModels:
         return {k: torch.cat(v) for k, v in out.items()}
 
 
-def _streams(seed: int, task_index: int) -> dict[str, torch.Generator]:
-    """Independent CPU random streams (latent, batch, penalty) for one task, from the run's one seed."""
-    children = np.random.SeedSequence([seed, task_index]).spawn(3)
+def _streams(seed: int, task_index: int, rank: int = 0) -> dict[str, torch.Generator]:
+    """Independent CPU random streams (latent, batch, penalty) for one task and rank, from the run's one seed.
+
+    Rank 0's streams are those of a single-process run."""
+    entropy = [seed, task_index] + ([rank] if rank else [])
+    children = np.random.SeedSequence(entropy).spawn(3)
     return {
         name: torch.Generator().manual_seed(int(child.generate_state(1, dtype=np.uint64)[0] >> 1))
         for name, child in zip(("latent", "batch", "penalty"), children, strict=True)
@@ -132,6 +203,12 @@ class OMASGAN:
     callbacks : list of callables ``(task, step, metrics)``, called at every logged step.
     modules : (generator, critic, detector), optional
         Your own networks instead of the built-in ones (critic and detector output one value per sample).
+    runtime : RuntimeOptions or dict, optional
+        Fast paths: ``{"precision": "bf16", "channels_last": True, "compile": True}``; not part of the
+        configuration (a run may resume with other ones).
+    distributed : bool, optional
+        None: use torch.distributed when launched by torchrun (``WORLD_SIZE`` > 1); True: require it;
+        False: never. Callbacks run on every rank with the metrics averaged over the ranks.
     """
 
     def __init__(
@@ -143,6 +220,8 @@ class OMASGAN:
         verbose: int = 1,
         callbacks: list[Callback] | None = None,
         modules: tuple[nn.Module, nn.Module, nn.Module] | None = None,
+        runtime: RuntimeOptions | dict | None = None,
+        distributed: bool | None = None,
     ) -> None:
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -150,6 +229,9 @@ class OMASGAN:
         self.verbose = verbose
         self.callbacks = list(callbacks or [])
         self.modules = modules
+        self.runtime = runtime if isinstance(runtime, RuntimeOptions) else RuntimeOptions.from_dict(runtime)
+        self.distributed = distributed
+        self.context = DistributedContext.single()
         self.history: list[dict[str, Any]] = []
 
     # -- run directory --------------------------------------------------------------------------------
@@ -158,9 +240,15 @@ class OMASGAN:
         """Create or validate the run directory; return the tasks already completed."""
         if self.run_dir is None:
             return []
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         config_path, state_path = self.run_dir / "config.json", self.run_dir / "state.json"
         record = {"config": self.config.to_dict(), "data": _fingerprint(x)}
+        if self.context.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if not config_path.exists():
+                atomic_write_text(config_path, json.dumps(record, indent=2, sort_keys=True))
+            if not state_path.exists():
+                atomic_write_text(state_path, json.dumps({"completed": []}))
+        self.context.barrier()  # the other ranks read what rank 0 wrote
         if config_path.exists():
             try:
                 previous = json.loads(config_path.read_text())
@@ -175,19 +263,16 @@ class OMASGAN:
                 previous["data"]["sum"], record["data"]["sum"], rel_tol=1e-9, abs_tol=1e-6
             ):
                 raise CheckpointError(f"{self.run_dir} was trained on different data; use a new run directory.")
-        else:
-            atomic_write_text(config_path, json.dumps(record, indent=2, sort_keys=True))
-        if state_path.exists():
-            return list(json.loads(state_path.read_text())["completed"])
-        atomic_write_text(state_path, json.dumps({"completed": []}))
-        return []
+        return list(json.loads(state_path.read_text())["completed"])
 
     def _mark_completed(self, completed: list[str]) -> None:
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.context.is_main:
             atomic_write_text(self.run_dir / "state.json", json.dumps({"completed": completed}))
 
     def _log(self, task: str, step: int, metrics: dict[str, torch.Tensor]) -> None:
-        values = torch.stack([v.float().reshape(()) for v in metrics.values()]).cpu()  # one device sync
+        # Averaged over the ranks (one collective, one device sync), so every rank sees the same values
+        # and a non-finite loss on any rank stops all of them at the same step.
+        values = self.context.mean(torch.stack([v.float().reshape(()) for v in metrics.values()])).cpu()
         floats = {k: float(v) for k, v in zip(metrics, values, strict=True)}
         bad = {k: v for k, v in floats.items() if not math.isfinite(v)}
         if bad:
@@ -198,9 +283,9 @@ class OMASGAN:
             )
         row = {"task": task, "step": step, **floats}
         self.history.append(row)
-        if self.verbose >= 2:
+        if self.verbose >= 2 and self.context.is_main:
             logger.info("%s step %d: %s", task, step, ", ".join(f"{k}={v:.4g}" for k, v in floats.items()))
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.context.is_main:
             with open(self.run_dir / "metrics.jsonl", "a") as handle:
                 handle.write(json.dumps(row) + "\n")
         for callback in self.callbacks:
@@ -208,16 +293,43 @@ class OMASGAN:
 
     # -- training ------------------------------------------------------------------------------------
 
+    def _checkpoint_state(self, trainer: TaskTrainer) -> dict[str, Any]:
+        """The trainer's state plus every rank's random streams (a collective: all ranks call it)."""
+        state = trainer.state_dict()
+        state["world_size"] = self.context.world_size
+        rank_streams = self.context.gather(state["streams"])
+        if self.context.active:
+            state["rank_streams"] = rank_streams
+        return state
+
+    def _restore(self, trainer: TaskTrainer, stem: Path) -> None:
+        """Load an in-task checkpoint, each rank taking its own random streams."""
+        state = load_state(stem, "cpu")
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.context.world_size:
+            raise CheckpointError(
+                f"{stem} was written by a run of {saved_world} process(es); resume it with the same number "
+                f"(this one has {self.context.world_size}) or start a new run directory."
+            )
+        if self.context.active:
+            state["streams"] = state["rank_streams"][self.context.rank]
+        trainer.load_state_dict(state)
+
+    def _save(self, stem: Path, state: dict[str, Any]) -> None:
+        if self.context.is_main:
+            save_state(stem, state)
+
     def _run_task(self, trainer: TaskTrainer, steps: int, x: torch.Tensor, completed: list[str]) -> None:
         task = trainer.name
         if task in completed:
-            trainer.load_state_dict(load_state(self.run_dir / task, "cpu"))
+            trainer.load_state_dict(load_state(self.run_dir / task, "cpu"))  # its streams are no longer used
             return
         partial = self.run_dir / f"{task}.partial" if self.run_dir is not None else None
         if partial is not None and checkpoint_files(partial)[1].exists():
-            trainer.load_state_dict(load_state(partial, "cpu"))
+            self._restore(trainer, partial)
         log_every, checkpoint_every = self.config.log_every, self.config.checkpoint_every
-        bar = tqdm(total=steps, initial=trainer.step_count, desc=task, disable=self.verbose == 0, leave=False)
+        quiet = self.verbose == 0 or not self.context.is_main
+        bar = tqdm(total=steps, initial=trainer.step_count, desc=task, disable=quiet, leave=False)
         with bar:
             while trainer.step_count < steps:
                 metrics = trainer.step(x)
@@ -226,16 +338,18 @@ class OMASGAN:
                 if step % log_every == 0 or step == steps or (partial is not None and step % checkpoint_every == 0):
                     self._log(task, step, metrics)  # also the finiteness check before any checkpoint
                 if partial is not None and step % checkpoint_every == 0 and step < steps:
-                    save_state(partial, trainer.state_dict())
+                    self._save(partial, self._checkpoint_state(trainer))
         if self.run_dir is not None:
-            save_state(self.run_dir / task, trainer.state_dict())
-            for path in checkpoint_files(partial):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+            self._save(self.run_dir / task, self._checkpoint_state(trainer))
+            if self.context.is_main:
+                for path in checkpoint_files(partial):
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
         completed.append(task)
         self._mark_completed(completed)
 
     def _build_modules(self, input_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
+        # Every rank builds the same networks from the same seed (DDP also broadcasts rank 0's weights).
         if self.modules is not None:
             generator, critic, detector = self.modules
             fresh_critic = None
@@ -253,16 +367,22 @@ class OMASGAN:
         """Train every task on normal data ``x`` (N, ...) and return the models."""
         if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[0] < 2:
             raise InvalidInputError("OMASGAN.fit: x must be a tensor of shape (N, ...) with N >= 2.")
+        use_group = launched_by_torchrun() if self.distributed is None else self.distributed
+        self.context = DistributedContext.start(self.device) if use_group else DistributedContext.single()
+        self.device = rank_device(self.device, self.context)
         x = x.detach().to(self.device, torch.float32)
         completed = self._prepare_run_dir(x)
         cfg = self.config
+        rank = self.context.rank
+        if self.context.active:
+            x = x[self.context.shard(x.shape[0], cfg.seed).to(self.device)]  # this rank's share of the data
         divergence = divergences.get(cfg.divergence, **cfg.divergence_params)
         generator, critic, detector, fresh_critic = self._build_modules(tuple(x.shape[1:]))
-        common = dict(latent_dim=cfg.latent_dim, device=self.device)
+        common = dict(latent_dim=cfg.latent_dim, engine=Engine(self.device, self.runtime, self.context))
 
-        task1 = Task1Trainer(generator, critic, divergence, cfg.task1, streams=_streams(cfg.seed, 1), **common)
+        task1 = Task1Trainer(generator, critic, divergence, cfg.task1, streams=_streams(cfg.seed, 1, rank), **common)
         self._run_task(task1, cfg.task1.steps, x, completed)
-        task2 = BoundaryTrainer(generator, critic, divergence, cfg.task2, streams=_streams(cfg.seed, 2), **common)
+        task2 = BoundaryTrainer(generator, critic, divergence, cfg.task2, streams=_streams(cfg.seed, 2, rank), **common)
         self._run_task(task2, cfg.task2.steps, x, completed)
         task3 = RetrainTrainer(
             generator,
@@ -271,12 +391,12 @@ class OMASGAN:
             divergence,
             cfg.task3,
             fresh_critic=fresh_critic,
-            streams=_streams(cfg.seed, 3),
+            streams=_streams(cfg.seed, 3, rank),
             **common,
         )
         self._run_task(task3, cfg.task3.steps, x, completed)
         detect = DetectorTrainer(
-            detector, task2.boundary, task3.retrained, cfg.detector, streams=_streams(cfg.seed, 4), **common
+            detector, task2.boundary, task3.retrained, cfg.detector, streams=_streams(cfg.seed, 4, rank), **common
         )
         self._run_task(detect, cfg.detector.steps, x, completed)
 
@@ -290,7 +410,7 @@ class OMASGAN:
             detector=detector,
             latent_dim=cfg.latent_dim,
         ).eval()
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.context.is_main:
             from omasgan.plots import model_samples  # matplotlib only when a run directory asks for figures
 
             (self.run_dir / "figures").mkdir(exist_ok=True)

@@ -6,10 +6,22 @@ import torch
 
 from omasgan.errors import InvalidInputError
 
-__all__ = ["as_points", "check_same_kind"]
+__all__ = ["as_points", "check_same_kind", "float32_under_autocast"]
 
 _CPU_DTYPES = (torch.float32, torch.float64)
 _CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def float32_under_autocast(value: torch.Tensor) -> torch.Tensor:
+    """Half-precision input inside an autocast region is computed in float32: distances between nearby
+    points lose their digits in 8 mantissa bits, and the CPU kernels have no half-precision path."""
+    if (
+        isinstance(value, torch.Tensor)
+        and value.dtype in (torch.float16, torch.bfloat16)
+        and torch.is_autocast_enabled(value.device.type)
+    ):
+        return value.float()
+    return value
 
 
 def as_points(op: str, name: str, value: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ import torch
 
 from omasgan.errors import InvalidInputError
 from omasgan.ops import _extension
-from omasgan.ops._inputs import as_points, check_same_kind
+from omasgan.ops._inputs import as_points, check_same_kind, float32_under_autocast
 from omasgan.ops._reference import min_distance_reference
 
 __all__ = ["min_distance"]
@@ -42,12 +42,13 @@ def min_distance(x: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torc
 
     Notes
     -----
+    Inside ``torch.autocast`` float16/bfloat16 inputs are computed (and returned) in float32.
     NaN inputs give undefined results (the search skips them); check finiteness upstream. The CPU
     kernels are deterministic; the CUDA backward accumulates ``ref``'s gradient with ``index_add_``,
     which honours ``torch.use_deterministic_algorithms``.
     """
-    x = as_points("min_distance", "x", x)
-    ref = as_points("min_distance", "ref", ref)
+    x = as_points("min_distance", "x", float32_under_autocast(x))
+    ref = as_points("min_distance", "ref", float32_under_autocast(ref))
     if x.shape[1] != ref.shape[1]:
         raise InvalidInputError(
             f"min_distance: x has {x.shape[1]} columns but ref has {ref.shape[1]}; flatten both to the same D."

@@ -6,7 +6,7 @@ import torch
 
 from omasgan.errors import InvalidInputError
 from omasgan.ops import _extension
-from omasgan.ops._inputs import as_points, check_same_kind
+from omasgan.ops._inputs import as_points, check_same_kind, float32_under_autocast
 from omasgan.ops._reference import scattering_reference
 
 __all__ = ["scattering"]
@@ -32,15 +32,16 @@ def scattering(z: torch.Tensor, x: torch.Tensor, eps: float = 1e-8) -> torch.Ten
     s : Tensor (N,)
         Differentiable w.r.t. ``z`` and ``x``. Pairwise terms are recomputed tile by tile in backward,
         never stored as N x N; distances of near-duplicate pairs are taken by direct differences, so
-        they are exact. The gradient of a zero distance is 0.
+        they are exact. The gradient of a zero distance is 0. Inside ``torch.autocast``, float16/bfloat16
+        inputs are computed (and returned) in float32.
 
     Raises
     ------
     InvalidInputError
         Fewer than 2 samples, mismatched row counts, devices or dtypes, negative eps.
     """
-    z = as_points("scattering", "z", z)
-    x = as_points("scattering", "x", x)
+    z = as_points("scattering", "z", float32_under_autocast(z))
+    x = as_points("scattering", "x", float32_under_autocast(x))
     if z.shape[0] != x.shape[0]:
         raise InvalidInputError(
             f"scattering: z has {z.shape[0]} rows but x has {x.shape[0]}; pass the latents that produced x."

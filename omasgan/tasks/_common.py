@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from omasgan.runtime import Engine
+
 __all__ = ["AdversarialTrainer", "TaskTrainer", "adam", "sample_batch", "sample_latent"]
 
 
@@ -29,17 +31,20 @@ def sample_batch(x: torch.Tensor, n: int, generator: torch.Generator) -> torch.T
 class TaskTrainer:
     """Base of the per-task trainers: ``step(x)`` does one update and returns its metrics as tensors.
 
-    Subclasses list their modules, optimisers and random streams in ``models``, ``optimizers`` and
-    ``streams``; ``state_dict``/``load_state_dict`` then cover everything a resumed run needs.
+    Subclasses list their modules and optimisers in ``models`` and ``optimizers``;
+    ``state_dict``/``load_state_dict`` then cover everything a resumed run needs, random streams included.
+    Networks are called through ``engine.prepare`` (short names as in the paper: ``self.G(z)``), which
+    applies DDP, autocast and compile; ``models`` holds the plain modules whose state is saved.
     """
 
     name = "task"
     models: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
-    streams: dict[str, torch.Generator]
 
-    def __init__(self) -> None:
+    def __init__(self, *, engine: Engine, latent_dim: int, streams: dict[str, torch.Generator]) -> None:
         self.step_count = 0
+        self.engine, self.device = engine, engine.device
+        self.latent_dim, self.streams = latent_dim, streams
 
     def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -51,9 +56,6 @@ class TaskTrainer:
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "streams": {k: g.get_state() for k, g in self.streams.items()},
         }
-
-    latent_dim: int
-    device: torch.device
 
     def latent(self, n: int) -> torch.Tensor:
         """n latents z ~ N(0, I) from this task's latent stream."""

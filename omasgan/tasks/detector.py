@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from omasgan.config import DetectorConfig
+from omasgan.runtime import Engine
 from omasgan.tasks._common import TaskTrainer, adam, sample_batch
 
 __all__ = ["DetectorTrainer", "detector_loss"]
@@ -34,26 +35,28 @@ class DetectorTrainer(TaskTrainer):
         retrained: nn.Module,
         config: DetectorConfig,
         *,
+        engine: Engine,
         latent_dim: int,
         streams: dict[str, torch.Generator],
-        device: torch.device,
     ) -> None:
-        super().__init__()
+        super().__init__(engine=engine, latent_dim=latent_dim, streams=streams)
         self.detector = detector.train()
         self.boundary = boundary.requires_grad_(False).eval()
         self.retrained = retrained.requires_grad_(False).eval()
-        self.config, self.latent_dim, self.device = config, latent_dim, device
+        self.J = engine.prepare(self.detector, trained=True)
+        self.B = engine.prepare(self.boundary, trained=False)
+        self.G_prime = engine.prepare(self.retrained, trained=False)
+        self.config = config
         self.models = {"detector": self.detector}
         self.optimizers = {"detector": adam(self.detector, config.lr)}
-        self.streams = streams
 
     def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         # Update J: B(z) anomalous, x and G'(z) normal (eq. 6).
         n = self.config.batch_size
         real = sample_batch(x, n, self.streams["batch"])
         with torch.no_grad():
-            b, gp = self.boundary(self.latent(n)), self.retrained(self.latent(n))
-        terms = detector_loss(self.detector(b), self.detector(real), self.detector(gp), zeta=self.config.zeta)
+            b, gp = self.B(self.latent(n)), self.G_prime(self.latent(n))
+        terms = detector_loss(self.J(b), self.J(real), self.J(gp), zeta=self.config.zeta)
         self.descend("detector", terms["total"])
         self.step_count += 1
         return {f"detector_{k}": v.detach() for k, v in terms.items()}

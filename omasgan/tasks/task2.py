@@ -16,6 +16,7 @@ from torch import nn
 from omasgan import ops
 from omasgan.config import Task2Config
 from omasgan.divergences import Divergence
+from omasgan.runtime import Engine
 from omasgan.tasks._common import AdversarialTrainer, adam, sample_batch
 
 __all__ = ["BoundaryTrainer", "boundary_loss"]
@@ -61,44 +62,55 @@ class BoundaryTrainer(AdversarialTrainer):
         divergence: Divergence,
         config: Task2Config,
         *,
+        engine: Engine,
         latent_dim: int,
         streams: dict[str, torch.Generator],
-        device: torch.device,
     ) -> None:
-        super().__init__()
+        super().__init__(engine=engine, latent_dim=latent_dim, streams=streams)
         self.generator = generator.requires_grad_(False).eval()
         self.boundary = copy.deepcopy(generator).requires_grad_(True).train()
         self.critic = copy.deepcopy(critic).requires_grad_(True).train()
-        self.divergence, self.config, self.latent_dim, self.device = divergence, config, latent_dim, device
+        self.G = engine.prepare(self.generator, trained=False)
+        self.B = engine.prepare(self.boundary, trained=True)
+        self.D_B = engine.prepare(self.critic, trained=True)
+        self.divergence, self.config = divergence, config
         self.models = {"boundary": self.boundary, "boundary_critic": self.critic}
         self.optimizers = {
             "boundary": adam(self.boundary, config.lr_boundary),
             "boundary_critic": adam(self.critic, config.lr_critic),
         }
-        self.streams = streams
 
     @torch.no_grad()
     def reference(self, n: int, x: torch.Tensor) -> torch.Tensor:
-        """Reference samples: fresh G samples (the paper) or real data, per the configuration."""
+        """Reference samples: fresh G samples (the paper) or real data, per the configuration.
+
+        In a multi-process run each rank draws its own pool (from its latent stream or its data shard), of
+        the configured size: a pool is a Monte Carlo sample of the reference distribution, so a local pool
+        gives each rank's nearness term the same distribution as a single process's, without moving
+        Q x D values between ranks every step.
+        """
         if self.config.reference == "data":
             return sample_batch(x, n, self.streams["batch"])
-        return self.generator(self.latent(n))
+        return self.G(self.latent(n))
 
     def critic_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         # (1) Update D_B: reference samples on the real side, B(z) on the fake side.
         real = self.reference(self.config.batch_size, x)
-        fake = self.boundary(self.latent(self.config.batch_size)).detach()
-        loss = self.divergence.critic_loss(self.critic(real), self.critic(fake))
-        self.critic_descend("boundary_critic", self.divergence, self.critic, loss, real, fake)
+        with torch.no_grad():
+            fake = self.B(self.latent(self.config.batch_size))
+        loss = self.divergence.critic_loss(self.D_B(real), self.D_B(fake))
+        self.critic_descend("boundary_critic", self.divergence, self.D_B, loss, real, fake)
         return {"boundary_critic_loss": loss.detach()}
 
     def generator_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        # (2) Update B: minimise L_B = -m(B, G) + mu mean d + nu mean s (DESIGN §2).
+        # (2) Update B: minimise L_B = -m(B, G) + mu mean d + nu mean s (DESIGN §2). The scattering term
+        # pairs the samples of this rank's batch only: s_i is a ratio over pairs of one batch, so a local
+        # batch keeps its meaning and cost per rank, and DDP averages the gradients of the ranks' terms.
         z = self.latent(self.config.batch_size)
-        b = self.boundary(z)
+        b = self.B(z)
         pool = self.reference(self.config.pool_size, x)
         terms = boundary_loss(
-            self.divergence, self.critic(b), b, z, pool, mu=self.config.mu, nu=self.config.nu, eps=self.config.eps
+            self.divergence, self.D_B(b), b, z, pool, mu=self.config.mu, nu=self.config.nu, eps=self.config.eps
         )
         self.descend("boundary", terms["total"])
         return {f"boundary_{k}": v.detach() for k, v in terms.items()}

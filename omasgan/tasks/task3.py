@@ -13,6 +13,7 @@ from torch import nn
 
 from omasgan.config import Task3Config
 from omasgan.divergences import Divergence
+from omasgan.runtime import Engine
 from omasgan.tasks._common import AdversarialTrainer, adam, sample_batch
 
 __all__ = ["RetrainTrainer", "active_share", "retrain_critic_loss"]
@@ -65,37 +66,38 @@ class RetrainTrainer(AdversarialTrainer):
         config: Task3Config,
         *,
         fresh_critic: nn.Module | None,
+        engine: Engine,
         latent_dim: int,
         streams: dict[str, torch.Generator],
-        device: torch.device,
     ) -> None:
-        super().__init__()
+        super().__init__(engine=engine, latent_dim=latent_dim, streams=streams)
         self.generator = generator.requires_grad_(False).eval()
         self.boundary = boundary.requires_grad_(False).eval()
         self.retrained = copy.deepcopy(generator).requires_grad_(True).train()
         base = fresh_critic if config.critic_init == "fresh" and fresh_critic is not None else copy.deepcopy(critic)
         self.critic = base.requires_grad_(True).train()
-        self.divergence, self.config, self.latent_dim, self.device = divergence, config, latent_dim, device
+        self.G, self.B = engine.prepare(self.generator, trained=False), engine.prepare(self.boundary, trained=False)
+        self.G_prime, self.C = engine.prepare(self.retrained, trained=True), engine.prepare(self.critic, trained=True)
+        self.divergence, self.config = divergence, config
         self.models = {"retrained_generator": self.retrained, "retrain_critic": self.critic}
         self.optimizers = {
             "retrained_generator": adam(self.retrained, config.lr_generator),
             "retrain_critic": adam(self.critic, config.lr_critic),
         }
-        self.streams = streams
 
     def critic_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         # (1) Update C: positives x (alpha) and G(z) (delta); negatives G'(z) (beta) and B(z) (gamma).
         cfg, n = self.config, self.config.batch_size
         real = sample_batch(x, n, self.streams["batch"])
         with torch.no_grad():
-            g, b = self.generator(self.latent(n)), self.boundary(self.latent(n))
-        gp = self.retrained(self.latent(n)).detach()
-        v_b = self.critic(b)
+            g, b = self.G(self.latent(n)), self.B(self.latent(n))
+            gp = self.G_prime(self.latent(n))
+        v_b = self.C(b)
         terms = retrain_critic_loss(
             self.divergence,
-            self.critic(real),
-            self.critic(g),
-            self.critic(gp),
+            self.C(real),
+            self.C(g),
+            self.C(gp),
             v_b,
             alpha=cfg.alpha,
             delta=cfg.delta,
@@ -104,11 +106,11 @@ class RetrainTrainer(AdversarialTrainer):
         )
         metrics = {f"retrain_critic_{k}": v.detach() for k, v in terms.items()}
         metrics["boundary_term_active"] = active_share(self.divergence.critic_fake_term(v_b), v_b)
-        self.critic_descend("retrain_critic", self.divergence, self.critic, terms["total"], real, gp)
+        self.critic_descend("retrain_critic", self.divergence, self.C, terms["total"], real, gp)
         return metrics
 
     def generator_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         # (2) Update G': minimise the generator loss against C.
-        loss = self.divergence.generator_loss(self.critic(self.retrained(self.latent(self.config.batch_size))))
+        loss = self.divergence.generator_loss(self.C(self.G_prime(self.latent(self.config.batch_size))))
         self.descend("retrained_generator", loss)
         return {"retrained_generator_loss": loss.detach()}
