@@ -100,26 +100,52 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runtime(args: argparse.Namespace) -> dict:
+    return {"precision": "bf16" if args.bf16 else "fp32", "channels_last": args.channels_last, "compile": args.compile}
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
     import numpy as np
 
     from omasgan.detector import OMASGANDetector
+    from omasgan.distributed import session
+    from omasgan.pipeline import resolve_device
 
     X = np.load(args.input, mmap_mode="r")
     kind = "vector" if X.ndim == 2 else "image"
     config = _load_config(args, kind)
-    detector = OMASGANDetector(
-        preset=args.preset,
-        config={k: v for k, v in _flatten(config.to_dict()).items()},
-        divergence=config.divergence,
-        divergence_params=config.divergence_params,
-        random_state=config.seed,
+    with session(resolve_device(args.device), distributed=args.distributed) as context:
+        detector = OMASGANDetector(
+            preset=args.preset,
+            config={k: v for k, v in _flatten(config.to_dict()).items()},
+            divergence=config.divergence,
+            divergence_params=config.divergence_params,
+            random_state=config.seed,
+            device=args.device,
+            verbose=0 if args.quiet else 1,
+            run_dir=args.run_dir,
+            runtime=_runtime(args),
+        ).fit(np.asarray(X))
+        if context.is_main:
+            detector.save(args.out)
+            print(f"saved the detector to {args.out} (load with OMASGANDetector.load)")
+        context.barrier()  # the detector is on disk before any rank exits
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from omasgan.scoring import score_file
+
+    n = score_file(
+        args.run,
+        args.input,
+        args.output,
+        which=args.which,
+        batch_size=args.batch_size,
         device=args.device,
         verbose=0 if args.quiet else 1,
-        run_dir=args.run_dir,
-    ).fit(np.asarray(X))
-    detector.save(args.out)
-    print(f"saved the detector to {args.out} (load with OMASGANDetector.load)")
+    )
+    print(f"wrote {n} scores ({args.which}, higher = more anomalous) to {args.output}")
     return 0
 
 
@@ -170,8 +196,26 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--run-dir", help="keep checkpoints and metrics here (and resume an interrupted fit)")
     fit.add_argument("--device", default="auto")
     fit.add_argument("--quiet", action="store_true")
+    fit.add_argument(
+        "--distributed",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="use torch.distributed (default: when launched by torchrun)",
+    )
+    fit.add_argument("--bf16", action="store_true", help="networks under bf16 autocast (losses stay float32)")
+    fit.add_argument("--channels-last", action="store_true", help="channels_last memory format for image nets")
+    fit.add_argument("--compile", action="store_true", help="torch.compile the networks")
     _add_config_options(fit)
     fit.set_defaults(handler=_cmd_fit)
+    score = commands.add_parser("score", help="score an .npy array (memory-mapped, in batches) into an .npy file")
+    score.add_argument("--run", required=True, help="a saved detector (fit --out) or a completed run (--run-dir)")
+    score.add_argument("--input", required=True, help=".npy array of samples, read as a memory map")
+    score.add_argument("--output", required=True, help=".npy file for the scores (float64, higher = more anomalous)")
+    score.add_argument("--which", default="detector", choices=["detector", "task1_critic", "task3_critic"])
+    score.add_argument("--batch-size", type=int, default=4096)
+    score.add_argument("--device", default="auto")
+    score.add_argument("--quiet", action="store_true")
+    score.set_defaults(handler=_cmd_score)
     ev = commands.add_parser("evaluate", help="run a protocol per class x seed with baselines; write tables")
     ev.add_argument("--dataset", required=True, choices=["mnist", "fashion-mnist", "kmnist", "cifar10", "svhn"])
     ev.add_argument("--protocol", default="loo", choices=["loo", "one_class", "ood"])

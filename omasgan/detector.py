@@ -18,12 +18,9 @@ from omasgan._validation import Interval, Options, validate_params
 from omasgan.checkpoint import atomic_write_text
 from omasgan.config import OMASGANConfig
 from omasgan.errors import CheckpointError, InvalidInputError
-from omasgan.nets import build_nets
 from omasgan.pipeline import OMASGAN, OMASGANModels, resolve_device
 
 __all__ = ["OMASGANDetector"]
-
-_MODULES = ("generator", "critic", "boundary", "boundary_critic", "retrained_generator", "retrain_critic", "detector")
 
 
 class OMASGANDetector(OutlierMixin, BaseEstimator):
@@ -54,6 +51,12 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
         0 silent; 1 progress bars; 2 also logged metrics.
     run_dir : str, default=None
         Keep checkpoints and metrics there (and resume an interrupted fit); None trains in memory.
+    runtime : dict, default=None
+        Fast paths, e.g. ``{"precision": "bf16", "channels_last": True, "compile": True}``
+        (:class:`omasgan.runtime.RuntimeOptions`); they change speed, not the configuration.
+    batch_size : int, default=4096
+        Samples scored per batch: scoring converts and moves one batch at a time, so ``X`` may be a
+        memory-mapped array larger than memory.
 
     Attributes
     ----------
@@ -103,6 +106,8 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
         "random_state": ["random_state"],
         "verbose": [Interval(Integral, 0, None, closed="left")],
         "run_dir": [str, Path, None],
+        "runtime": [dict, None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
     }
 
     # scikit-learn checks this estimator cannot pass, and why (pass to check_estimator's
@@ -126,6 +131,8 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
         random_state=None,
         verbose=0,
         run_dir=None,
+        runtime=None,
+        batch_size=4096,
     ):
         self.preset = preset
         self.config = config
@@ -136,6 +143,8 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.run_dir = run_dir
+        self.runtime = runtime
+        self.batch_size = batch_size
 
     # -- input handling -------------------------------------------------------------------------------
 
@@ -183,8 +192,11 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         self.config_ = self._build_config("vector" if samples.dim() == 2 else "image", seed)
         self.device_ = resolve_device(self.device)
-        pipeline = OMASGAN(self.config_, self.run_dir, device=str(self.device_), verbose=self.verbose)
+        pipeline = OMASGAN(
+            self.config_, self.run_dir, device=str(self.device_), verbose=self.verbose, runtime=self.runtime
+        )
         self._set_models(pipeline.fit(samples))
+        self.device_ = pipeline.device  # under torchrun: this rank's GPU
         self.history_ = pipeline.history
         if self.contamination == "auto":
             self.offset_ = 0.0  # J's decision boundary: logit 0
@@ -204,20 +216,39 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
     # -- scoring (outputs are numpy on the CPU) ---------------------------------------------------------
 
     def _anomaly_score(self, samples: torch.Tensor) -> np.ndarray:
-        return self.models_.scores(samples, which=("detector",))["detector"].numpy().astype(np.float64)
+        return self._scores(samples, ("detector",))["detector"]
 
     def _score_samples(self, samples: torch.Tensor) -> np.ndarray:
         return -self._anomaly_score(samples)
 
+    def _scores(self, X, which: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Scores of ``X`` one batch at a time: each batch is validated, converted and moved on its own, so
+        a memory-mapped ``X`` is read in order and never held in memory whole."""
+        n = len(X)
+        out = {name: np.empty(n, dtype=np.float64) for name in which}
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            chunk = X[start:stop] if isinstance(X, torch.Tensor) else self._samples(X[start:stop], reset=False)
+            for name, values in self.models_.scores(chunk, batch_size=self.batch_size, which=which).items():
+                out[name][start:stop] = values.numpy()
+        return out
+
+    def _checked(self, X):
+        """X as an array whose batches ``_samples`` validates; a memmap stays a memmap (not read here)."""
+        array = self._to_numpy(X)
+        if not isinstance(array, np.ndarray) or array.ndim < 2 or array.shape[0] == 0:
+            return self._samples(X, reset=False)  # small or unusual input: validated whole, usual messages
+        return array
+
     def anomaly_score(self, X) -> np.ndarray:
-        """J's logit for each sample: higher = more anomalous (the paper's score)."""
+        """J's logit for each sample: higher = more anomalous (the paper's score). ``X`` may be a
+        ``numpy.memmap``; it is scored ``batch_size`` samples at a time."""
         check_is_fitted(self)
-        return self._anomaly_score(self._samples(X, reset=False))
+        return self._scores(self._checked(X), ("detector",))["detector"]
 
     def score_samples(self, X) -> np.ndarray:
         """Opposite of ``anomaly_score``: higher = more normal (scikit-learn's convention)."""
-        check_is_fitted(self)
-        return self._score_samples(self._samples(X, reset=False))
+        return -self.anomaly_score(X)
 
     def decision_function(self, X) -> np.ndarray:
         """``score_samples(X) - offset_``: negative for outliers."""
@@ -230,7 +261,7 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
     def ablation_scores(self, X) -> dict[str, np.ndarray]:
         """Anomaly scores (higher = more anomalous) of J, the Task-1 critic (-D) and the Task-3 critic (-C)."""
         check_is_fitted(self)
-        return {k: v.numpy() for k, v in self.models_.scores(self._samples(X, reset=False)).items()}
+        return self._scores(self._checked(X), ("detector", "task1_critic", "task3_critic"))
 
     def boundary_samples(self, n: int, random_state=None) -> np.ndarray:
         """n samples of the boundary generator B, shaped like the training samples."""
@@ -281,7 +312,7 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
         estimator.offset_ = state["offset"]
         estimator.device_ = torch.device(map_location)
         estimator.history_ = []
-        weights = {name: {} for name in _MODULES}
+        weights = {name: {} for name in OMASGANModels.NAMES}
         for key, value in tensors.items():
             name, _, param = key.partition(".")
             weights[name][param] = value
@@ -289,26 +320,7 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
         return estimator
 
     def _rebuild_models(self, weights: dict[str, dict[str, torch.Tensor]], device: torch.device) -> OMASGANModels:
-        """Networks of this detector's architecture with the given state dicts, on ``device``."""
-        cfg = self.config_
-
-        def nets():
-            return build_nets(self.input_shape_, cfg.latent_dim, cfg.width, cfg.spectral_norm)
-
-        generator, critic, detector = nets()
-        modules = {
-            "generator": generator,
-            "critic": critic,
-            "detector": detector,
-            "boundary": nets()[0],
-            "retrained_generator": nets()[0],
-            "boundary_critic": nets()[1],
-            "retrain_critic": nets()[1],
-        }
-        for name, module in modules.items():
-            module.load_state_dict(weights[name])
-            module.to(device)
-        return OMASGANModels(**modules, latent_dim=cfg.latent_dim).eval()
+        return OMASGANModels.build(self.config_, self.input_shape_, weights, device)
 
     # Spectral-norm parametrisations cannot be pickled, so pickling (joblib, clone of a fitted
     # estimator) carries the networks as state dicts and rebuilds them.

@@ -1,0 +1,95 @@
+"""Streaming scoring: score an .npy array larger than memory, batch by batch, into an .npy file.
+
+``omasgan score --run DIR --input X.npy --output scores.npy`` reads ``X.npy`` as a memory map and writes
+the scores into a memory-mapped output, so neither array is ever held whole. DIR is either a saved
+``OMASGANDetector`` (``omasgan fit --out``) or a completed run directory (``--run-dir``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from omasgan.errors import CheckpointError, InvalidInputError
+from omasgan.pipeline import OMASGANModels, resolve_device
+
+__all__ = ["load_models", "score_array", "score_file"]
+
+SCORES = ("detector", "task1_critic", "task3_critic")
+
+
+def load_models(path: str | Path, device: str = "auto") -> tuple[OMASGANModels, tuple[int, ...]]:
+    """The networks in ``path`` (a saved detector or a completed run directory) and their input shape."""
+    path = Path(path)
+    device = resolve_device(device)
+    if (path / "estimator.json").exists():
+        from omasgan.detector import OMASGANDetector
+
+        detector = OMASGANDetector.load(path, map_location=device)
+        return detector.models_, tuple(detector.input_shape_)
+    if (path / "config.json").exists():
+        models, _ = OMASGANModels.load_run(path, device)
+        return models, tuple(json.loads((path / "config.json").read_text())["data"]["shape"][1:])
+    raise CheckpointError(f"{path} holds neither a saved detector (estimator.json) nor a run (config.json).")
+
+
+def score_array(
+    models: OMASGANModels,
+    input_shape: tuple[int, ...],
+    X: np.ndarray,
+    out: np.ndarray,
+    *,
+    which: str = "detector",
+    batch_size: int = 4096,
+    verbose: int = 1,
+) -> None:
+    """Write ``which``'s score of every row of ``X`` into ``out`` (both may be memory maps), batch by batch."""
+    if which not in SCORES:
+        raise InvalidInputError(f"which must be one of {SCORES}, got {which!r}.")
+    n = X.shape[0]
+    if int(np.prod(X.shape[1:])) != int(np.prod(input_shape)):
+        raise InvalidInputError(
+            f"the input holds samples of shape {tuple(X.shape[1:])} but the model was trained on {input_shape}."
+        )
+    with tqdm(total=n, desc=f"scoring ({which})", unit="sample", disable=verbose == 0, leave=False) as bar:
+        for start in range(0, n, batch_size):
+            chunk = np.array(X[start : start + batch_size], dtype=np.float32)  # a writable copy of one batch
+            if not np.isfinite(chunk).all():
+                raise InvalidInputError(f"the input has NaN or infinite values in rows {start}..{start + len(chunk)}.")
+            batch = torch.from_numpy(chunk).reshape(len(chunk), *input_shape)
+            out[start : start + len(chunk)] = models.scores(batch, batch_size=batch_size, which=(which,))[which].numpy()
+            bar.update(len(chunk))
+
+
+def score_file(
+    run: str | Path,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    which: str = "detector",
+    batch_size: int = 4096,
+    device: str = "auto",
+    verbose: int = 1,
+) -> int:
+    """Score ``input_path`` (.npy) with the model in ``run``; write float64 scores (higher = more anomalous)
+    to ``output_path`` (.npy). Returns the number of samples scored."""
+    models, input_shape = load_models(run, device)
+    X = np.load(input_path, mmap_mode="r")
+    if X.ndim < 2:
+        raise InvalidInputError(f"{input_path} must hold an array of samples (n, ...), got shape {X.shape}.")
+    output_path = Path(output_path)
+    partial = output_path.with_name(output_path.name + ".partial")  # renamed once every row is written
+    out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float64, shape=(X.shape[0],))
+    try:
+        score_array(models, input_shape, X, out, which=which, batch_size=batch_size, verbose=verbose)
+        out.flush()
+        del out
+        os.replace(partial, output_path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return int(X.shape[0])
