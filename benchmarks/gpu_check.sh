@@ -18,3 +18,9 @@ tail -5 "$OUT/gpu_tests.log"
 OUT="$OUT" python -m benchmarks.bench_ops --device cuda --with-backward --min-run-time 0.2 --out "$OUT" > "$OUT/gpu_bench.log" 2>&1
 echo "bench exit $?"
 cat "$OUT/ops_cuda.md" 2>/dev/null
+# Pipeline throughput on one GPU: fp32 vs bf16 vs compile (and all fast paths together).
+python -m pytest -q tests/pipeline/test_runtime.py > "$OUT/gpu_runtime_tests.log" 2>&1; echo "runtime tests exit $?"
+python -m benchmarks.bench_pipeline --device cuda --nproc 1 --runtime fp32,bf16,compile,bf16+compile+channels_last \
+  --out "$OUT" > "$OUT/gpu_bench_pipeline.log" 2>&1
+echo "pipeline bench exit $?"
+cat "$OUT/pipeline_cuda.md" 2>/dev/null

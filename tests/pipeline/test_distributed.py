@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,7 +24,8 @@ from omasgan.distributed import DistributedContext
 from omasgan.pipeline import _streams
 
 pytestmark = pytest.mark.skipif(
-    not torch.distributed.is_available() or not torch.distributed.is_gloo_available(), reason="no gloo backend"
+    not torch.distributed.is_available() or not torch.distributed.is_gloo_available() or sys.platform != "linux",
+    reason="needs the gloo backend and Linux /proc",
 )
 
 
@@ -39,6 +41,25 @@ def _torchrun(*args: str, nproc: int = 2) -> list[str]:
 
 def _fit_args(data: Path, run: Path, out: Path) -> list[str]:
     return ["-m", "omasgan", "fit", "--input", str(data), "--run-dir", str(run), "--out", str(out), "--quiet"]
+
+
+def _process_tree(pid: int) -> list[int]:
+    """pid and all its descendants (Linux /proc): torchrun starts each worker in a session of its own, so
+    killing torchrun's process group would leave the workers running."""
+    tree, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        tree.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                frontier += [int(child) for child in (task / "children").read_text().split()]
+    return tree
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # zombies are dead
+    return False
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -65,18 +86,25 @@ def test_two_processes_reach_the_target_repeat_exactly_and_resume_after_a_kill(t
     steps = [row["step"] for row in metrics if row["task"] == "task1"]
     assert steps == sorted(set(steps))  # one writer (rank 0): each logged step once
 
-    # Second run: kill the whole process group once Task 1 has written an in-task checkpoint.
+    # Second run: SIGKILL every process of it (as a machine failure would) once Task 1 has written an
+    # in-task checkpoint.
     run_b = tmp_path / "run_b"
     killed = subprocess.Popen(
         _torchrun(*_fit_args(data, run_b, tmp_path / "model_b")),
-        env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 300
     while not (run_b / "task1.partial.json").exists():
         assert killed.poll() is None and time.monotonic() < deadline, "no checkpoint before the run ended"
         time.sleep(0.05)
-    os.killpg(killed.pid, signal.SIGKILL)
+    tree = _process_tree(killed.pid)
+    assert len(tree) >= 3, tree  # torchrun and its two workers
+    for pid in reversed(tree):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     killed.wait(timeout=60)
+    time.sleep(0.5)
+    assert not [pid for pid in tree if Path(f"/proc/{pid}").exists() and _alive(pid)]
     assert json.loads((run_b / "state.json").read_text())["completed"] == []
     assert not (tmp_path / "model_b").exists()
 
