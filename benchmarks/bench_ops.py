@@ -258,8 +258,12 @@ IMPLS = {"min_distance": MIN_DISTANCE_IMPLS, "scattering": SCATTERING_IMPLS}
 # two products X X^T and Z Z^T). min_distance's backward is O(N D), so fwd+bwd needs the one GEMM; the
 # scattering kernel keeps O(N tile) memory, so its backward recomputes the distance GEMMs and adds the
 # weighted sums C X and E Z: three forward-sized GEMM sets in all.
-FLOOR_GEMMS = {("min_distance", "fwd"): 1, ("min_distance", "fwd+bwd"): 1,
-               ("scattering", "fwd"): 1, ("scattering", "fwd+bwd"): 3}
+FLOOR_GEMMS = {
+    ("min_distance", "fwd"): 1,
+    ("min_distance", "fwd+bwd"): 1,
+    ("scattering", "fwd"): 1,
+    ("scattering", "fwd+bwd"): 3,
+}
 
 
 def _cpu_model() -> str:
@@ -271,8 +275,9 @@ def _cpu_model() -> str:
 
 def run(device, backward_modes, min_run_time, kinds, quick):
     results = {
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                                 text=True).stdout.strip(),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout.strip(),
         "torch": torch.__version__,
         "device": device if device == "cpu" else torch.cuda.get_device_name(),
         "cpu": _cpu_model(),
@@ -335,12 +340,18 @@ def markdown(results, command):
         for r in rows:
             if r["shape"] not in shapes:
                 shapes.append(r["shape"])
-        lines += [f"## {op}", "", f"gemm_floor: torch.mm of the op's shape, times the GEMM sets the pass needs "
-                  f"(fwd+bwd: {FLOOR_GEMMS[(op, 'fwd+bwd')]}). Extra MiB: peak resident memory above the inputs "
-                  "during one run, in a fresh process.", ""]
+        lines += [
+            f"## {op}",
+            "",
+            f"gemm_floor: torch.mm of the op's shape, times the GEMM sets the pass needs "
+            f"(fwd+bwd: {FLOOR_GEMMS[(op, 'fwd+bwd')]}). Extra MiB: peak resident memory above the inputs "
+            "during one run, in a fresh process.",
+            "",
+        ]
         others = [i for i in impls if i != "omasgan"]
         header = (
-            "| shape | pass | omasgan | " + " | ".join(others)
+            "| shape | pass | omasgan | "
+            + " | ".join(others)
             + f" | {best} / omasgan | omasgan / gemm_floor | omasgan extra MiB | {best} extra MiB |"
         )
         lines += [header, "|" + "---|" * (header.count("|") - 1)]
@@ -360,12 +371,18 @@ def markdown(results, command):
                 floor_ms = floor["median_ms"] * FLOOR_GEMMS[(op, pass_)] if floor else math.nan
                 vs_floor = ours["median_ms"] / floor_ms
                 lines.append(
-                    f"| {tuple(shape)} | {pass_} | " + " | ".join(cells)
+                    f"| {tuple(shape)} | {pass_} | "
+                    + " | ".join(cells)
                     + f" | {speedup:.2f}x | {vs_floor:.2f}x | {ours.get('extra_mb', math.nan):.1f} | "
                     f"{(comp or {}).get('extra_mb', math.nan):.1f} |"
                 )
-        lines += ["", "Max relative error against float64 (float32 inputs):", "",
-                  "| implementation | random | near-duplicates (1000 + N(0,1), gap 1e-3) |", "|---|---|---|"]
+        lines += [
+            "",
+            "Max relative error against float64 (float32 inputs):",
+            "",
+            "| implementation | random | near-duplicates (1000 + N(0,1), gap 1e-3) |",
+            "|---|---|---|",
+        ]
         for impl, acc in results["accuracy"].get(op, {}).items():
             lines.append(f"| {impl} | {acc['max_rel_err_random']:.2e} | {acc['max_rel_err_near_duplicates']:.2e} |")
         lines.append("")

@@ -41,6 +41,14 @@ class Task2Config:
     eps: float = 1e-8  # added to sample distances in the scattering ratio
     lr_boundary: float = 2e-4
     lr_critic: float = 2e-4
+    # Options against degenerate boundary samples (issue 7; the defaults are the paper's recipe):
+    boundary_space: str = "weights"  # "weights": B is a trained copy of G; "latent": B(z) = G(z + h(z)), G frozen
+    nearness_space: str = "pixels"  # "pixels": L2 between samples; "features": L2 between the frozen Task-1
+    #                                 critic's unit-normalised features (the critic's view of the data)
+    target_ratio: float = 0.0  # > 0: mu adapts so that B's mean nearness is target_ratio x G's (scale-free)
+    mu_rate: float = 0.05  # step of the adaptive log(mu) per B update
+    repulsion: float = 0.0  # weight of an RBF repulsion between B's samples in the nearness space
+    match_statistics: float = 0.0  # weight of matching mean and SD of per-sample intensity and contrast
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,7 @@ class DetectorConfig:
     batch_size: int = 256
     zeta: float = 0.5  # weight of real data among the normal samples (1 - zeta for G')
     lr: float = 2e-4
+    input_norm: str = "none"  # "per_sample": J sees each sample standardised (no intensity/contrast shortcut)
 
 
 @dataclass(frozen=True)
@@ -87,10 +96,16 @@ class OMASGANConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
 
     def __post_init__(self) -> None:
-        if self.task2.reference not in ("generator", "data"):
-            raise InvalidInputError(f"task2.reference must be 'generator' or 'data', got {self.task2.reference!r}.")
-        if self.task3.critic_init not in ("copy", "fresh"):
-            raise InvalidInputError(f"task3.critic_init must be 'copy' or 'fresh', got {self.task3.critic_init!r}.")
+        choices = {
+            "task2.reference": (self.task2.reference, ("generator", "data")),
+            "task3.critic_init": (self.task3.critic_init, ("copy", "fresh")),
+            "task2.boundary_space": (self.task2.boundary_space, ("weights", "latent")),
+            "task2.nearness_space": (self.task2.nearness_space, ("pixels", "features")),
+            "detector.input_norm": (self.detector.input_norm, ("none", "per_sample")),
+        }
+        for name, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise InvalidInputError(f"{name} must be one of {allowed}, got {value!r}.")
         if not 0.0 <= self.detector.zeta <= 1.0:
             raise InvalidInputError(f"detector.zeta must be in [0, 1], got {self.detector.zeta}.")
 

@@ -38,6 +38,7 @@ from omasgan.config import OMASGANConfig
 from omasgan.distributed import DistributedContext, launched_by_torchrun, rank_device
 from omasgan.errors import CheckpointError, InvalidInputError, NonFiniteLossError
 from omasgan.nets import build_nets
+from omasgan.nets.wrappers import LatentShiftGenerator, StandardisedInput
 from omasgan.runtime import Engine, RuntimeOptions
 from omasgan.tasks import BoundaryTrainer, DetectorTrainer, RetrainTrainer, Task1Trainer
 from omasgan.tasks._common import TaskTrainer
@@ -95,11 +96,14 @@ class OMASGANModels:
             return build_nets(tuple(input_shape), config.latent_dim, config.width, config.spectral_norm)
 
         generator, critic, detector = nets()
+        boundary = nets()[0]
+        if config.task2.boundary_space == "latent":
+            boundary = LatentShiftGenerator(boundary, config.latent_dim)
         modules = {
             "generator": generator,
             "critic": critic,
-            "detector": detector,
-            "boundary": nets()[0],
+            "detector": _detector_input(detector, config),
+            "boundary": boundary,
             "retrained_generator": nets()[0],
             "boundary_critic": nets()[1],
             "retrain_critic": nets()[1],
@@ -170,6 +174,11 @@ class OMASGANModels:
                 network, sign = networks[name]
                 out[name].append(sign * network(chunk).float().cpu())
         return {k: torch.cat(v) for k, v in out.items()}
+
+
+def _detector_input(detector: nn.Module, config: OMASGANConfig) -> nn.Module:
+    """J as configured: on the samples as they are, or on each sample standardised (detector.input_norm)."""
+    return StandardisedInput(detector) if config.detector.input_norm == "per_sample" else detector
 
 
 def _streams(seed: int, task_index: int, rank: int = 0) -> dict[str, torch.Generator]:
@@ -336,6 +345,7 @@ class OMASGAN:
                 step = trainer.step_count
                 bar.update(1)
                 if step % log_every == 0 or step == steps or (partial is not None and step % checkpoint_every == 0):
+                    metrics.update(trainer.diagnostics(x))
                     self._log(task, step, metrics)  # also the finiteness check before any checkpoint
                 if partial is not None and step % checkpoint_every == 0 and step < steps:
                     self._save(partial, self._checkpoint_state(trainer))
@@ -360,7 +370,7 @@ class OMASGAN:
                 cfg = self.config
                 generator, critic, detector = build_nets(input_shape, cfg.latent_dim, cfg.width, cfg.spectral_norm)
                 _, fresh_critic, _ = build_nets(input_shape, cfg.latent_dim, cfg.width, cfg.spectral_norm)
-        modules = (generator, critic, detector, fresh_critic)
+        modules = (generator, critic, _detector_input(detector, self.config), fresh_critic)
         return tuple(m.to(self.device) if m is not None else None for m in modules)
 
     def fit(self, x: torch.Tensor) -> OMASGANModels:

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from omasgan.errors import CheckpointError, InvalidInputError
 from omasgan.pipeline import OMASGANModels, resolve_device
 
-__all__ = ["load_models", "score_array", "score_file"]
+__all__ = ["critic_features", "feature_knn_scores", "fuse_scores", "load_models", "score_array", "score_file"]
 
 SCORES = ("detector", "task1_critic", "task3_critic")
 
@@ -93,3 +93,37 @@ def score_file(
     finally:
         partial.unlink(missing_ok=True)
     return int(X.shape[0])
+
+
+# -- score fusion (issue 7): reported next to J, never in its place ------------------------------------
+
+
+@torch.no_grad()
+def critic_features(models: OMASGANModels, x: np.ndarray | torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """Unit-normalised features of the Task-1 critic D (its last hidden layer), float32 on the CPU."""
+    critic = models.critic.eval()
+    device = next(critic.parameters()).device
+    x = torch.as_tensor(np.asarray(x, dtype=np.float32)) if not isinstance(x, torch.Tensor) else x.float()
+    parts = [
+        torch.nn.functional.normalize(critic.features(x[i : i + batch_size].to(device)).flatten(1), dim=1).cpu()
+        for i in range(0, len(x), batch_size)
+    ]
+    return torch.cat(parts)
+
+
+def feature_knn_scores(models: OMASGANModels, bank: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Distance from each sample to its nearest bank sample in D's feature space (higher = more anomalous):
+    the kNN baseline (k = 1) in the critic's view of the data instead of pixels."""
+    from omasgan import ops
+
+    return ops.min_distance(critic_features(models, x), critic_features(models, bank))[0].double().numpy()
+
+
+def fuse_scores(scores: dict[str, np.ndarray], normal: dict[str, np.ndarray]) -> np.ndarray:
+    """Sum of the scores, each standardised by its mean and SD on held-out normal data (``normal``):
+    equal weight to each score's spread among normal samples."""
+    total = 0.0
+    for name, values in scores.items():
+        reference = normal[name]
+        total = total + (values - reference.mean()) / max(float(reference.std()), 1e-12)
+    return np.asarray(total, dtype=np.float64)

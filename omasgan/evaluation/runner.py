@@ -30,6 +30,9 @@ from omasgan.plots import model_samples
 __all__ = ["evaluate", "summarise"]
 
 OMASGAN_SCORES = {"detector": "OMASGAN J", "task3_critic": "Task-3 critic C", "task1_critic": "Task-1 critic D"}
+# Named scoring options built on the trained networks (issue 7), reported next to J, never in its place.
+FUSED_SCORES = {"feature_knn": "kNN-1 in D's features", "fused": "J + kNN-1 in D's features"}
+FEATURE_BANK = 10000  # training samples whose critic features form the kNN bank (seeded subsample)
 
 
 def _figures(split: Split, scores: dict[str, np.ndarray], path_stem: Path) -> None:
@@ -61,6 +64,21 @@ def _figures(split: Split, scores: dict[str, np.ndarray], path_stem: Path) -> No
     plt.close(fig)
 
 
+def _add_fused_scores(detector: OMASGANDetector, split: Split, test: dict, validation: dict) -> None:
+    """kNN-1 in the Task-1 critic's features, and its fusion with J (standardised on validation normals)."""
+    from omasgan.scoring import feature_knn_scores, fuse_scores
+
+    rng = np.random.default_rng(0)
+    bank = split.train[rng.choice(len(split.train), min(FEATURE_BANK, len(split.train)), replace=False)]
+    for scores, x in ((test, split.test), (validation, split.validation)):
+        scores["feature_knn"] = feature_knn_scores(detector.models_, bank, x)
+    for scores in (test, validation):
+        scores["fused"] = fuse_scores(
+            {"detector": scores["detector"], "feature_knn": scores["feature_knn"]},
+            {"detector": validation["detector"], "feature_knn": validation["feature_knn"]},
+        )
+
+
 def _baselines(split: Split, out: Path) -> dict[str, Any]:
     path = out / "baselines" / f"{split.name}.json"
     if path.exists():
@@ -82,14 +100,17 @@ def _run(split: Split, seed: int, preset: str, overrides: dict, device: str, out
     detector.fit(split.train)
     minutes = (time.perf_counter() - start) / 60
     test, validation = detector.ablation_scores(split.test), detector.ablation_scores(split.validation)
-    metrics = {name: detection_metrics(test[name], split.test_labels, validation[name]) for name in OMASGAN_SCORES}
-    ink = split.test.reshape(len(split.test), -1).mean(1)
+    _add_fused_scores(detector, split, test, validation)
+    names = {**OMASGAN_SCORES, **FUSED_SCORES}
+    metrics = {name: detection_metrics(test[name], split.test_labels, validation[name]) for name in names}
+    statistics = {name: STATISTICS[f"more_{name}"](split.test) for name in ("ink", "contrast")}
     stem = out / "figures" / f"{split.name}_seed{seed}"
     stem.parent.mkdir(parents=True, exist_ok=True)
     _figures(split, {OMASGAN_SCORES[k]: test[k] for k in OMASGAN_SCORES}, stem)
     model_samples(detector.models_, split.train, f"{stem}_samples.png")
     task2 = [row for row in detector.history_ if row["task"] == "task2"]
     task3 = [row for row in detector.history_ if row["task"] == "task3"]
+    detector_rows = [row for row in detector.history_ if row["task"] == "detector"]
     return {
         "split": split.name,
         "description": split.description,
@@ -97,9 +118,11 @@ def _run(split: Split, seed: int, preset: str, overrides: dict, device: str, out
         "seed": seed,
         "minutes": minutes,
         "methods": metrics,
-        "spearman_with_ink": {name: spearman(test[name], ink) for name in OMASGAN_SCORES},
+        "spearman_with_ink": {name: spearman(test[name], statistics["ink"]) for name in names},
+        "spearman_with_contrast": {name: spearman(test[name], statistics["contrast"]) for name in names},
         "task2_last": task2[-1] if task2 else None,
         "task3_boundary_term_active": float(np.mean([r["boundary_term_active"] for r in task3])) if task3 else None,
+        "detector_last": detector_rows[-1] if detector_rows else None,
         "config": detector.config_.to_dict(),
         "n_train": int(len(split.train)),
         "n_test": int(len(split.test)),
@@ -156,7 +179,7 @@ def summarise(out: str | Path) -> dict[str, Any]:
                 {
                     "split": run["split"],
                     "seed": run["seed"],
-                    "method": OMASGAN_SCORES.get(method, method),
+                    "method": {**OMASGAN_SCORES, **FUSED_SCORES}.get(method, method),
                     **{k: metrics[k] for k in ("auroc", "auprc", "f1")},
                 }
             )
@@ -171,7 +194,8 @@ def summarise(out: str | Path) -> dict[str, Any]:
         writer.writeheader()
         writer.writerows(rows)
 
-    methods = list(OMASGAN_SCORES.values()) + sorted({r["method"] for r in rows} - set(OMASGAN_SCORES.values()))
+    ours = [m for m in (*OMASGAN_SCORES.values(), *FUSED_SCORES.values()) if any(r["method"] == m for r in rows)]
+    methods = ours + sorted({r["method"] for r in rows} - set(ours))
     splits = sorted({r["split"] for r in rows}, key=lambda s: (len(s), s))
     lines = ["| split | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 1)]
     overall: dict[str, list[float]] = {m: [] for m in methods}
@@ -186,7 +210,15 @@ def summarise(out: str | Path) -> dict[str, Any]:
     minutes = [run["minutes"] for run in runs]
     seeds = sorted({run["seed"] for run in runs})
     subsets = sorted({run["subset"] for run in runs if run.get("subset")})
-    ink = {m: [run["spearman_with_ink"][k] for run in runs] for k, m in OMASGAN_SCORES.items()}
+    named = {**OMASGAN_SCORES, **FUSED_SCORES}
+
+    def per_run(key: str) -> dict[str, list[float]]:
+        return {m: [run[key][k] for run in runs if k in run.get(key, {})] for k, m in named.items()}
+
+    def last(section: str, metric: str) -> list[float]:
+        return [run[section][metric] for run in runs if (run.get(section) or {}).get(metric) is not None]
+
+    ink, contrast = per_run("spearman_with_ink"), per_run("spearman_with_contrast")
     active = [run["task3_boundary_term_active"] for run in runs if run.get("task3_boundary_term_active") is not None]
     header = [
         "AUROC (mean ± SD over seeds; **mean** row over every run). OMASGAN columns per seed; baselines and image "
@@ -198,9 +230,17 @@ def summarise(out: str | Path) -> dict[str, Any]:
         header.append(f"**Subset:** {'; '.join(subsets)}.")
     header += [
         "Spearman ρ of each OMASGAN score with total intensity (ink) on the test split: "
-        + ", ".join(f"{m} {_mean_sd(v)}" for m, v in ink.items())
+        + ", ".join(f"{m} {_mean_sd(v)}" for m, v in ink.items() if v)
+        + ".",
+        "Spearman ρ with contrast (per-sample SD): "
+        + ", ".join(f"{m} {_mean_sd(v)}" for m, v in contrast.items() if v)
         + ".",
         f"Share of B samples whose Task-3 critic term is active (mean over runs): {_mean_sd(active)}.",
+        "End of Task 2 (pixel L2 to the nearest of 2048 training samples): B "
+        f"{_mean_sd(last('task2_last', 'boundary_nn_data'))}, G {_mean_sd(last('task2_last', 'generator_nn_data'))}; "
+        f"B's diversity (mean pairwise distance / the data's) {_mean_sd(last('task2_last', 'boundary_diversity'))}; "
+        "share of B samples J leaves below logit 0 at the end "
+        f"{_mean_sd(last('detector_last', 'detector_boundary_missed'))}.",
         "",
     ]
     (out / "results.md").write_text("\n".join(header + lines) + "\n")

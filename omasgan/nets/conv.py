@@ -55,4 +55,4 @@ class ConvCritic(nn.Module):
         self.head = wrap(nn.Linear(2 * width * final * final, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x)).squeeze(1)
+        return self.head(self.features(x)).squeeze(1)  # self.features(x): the critic's view of x (N, F)

@@ -40,5 +40,9 @@ class MLPCritic(nn.Module):
         layers.append(wrap(nn.Linear(width, 1)))
         self.net = nn.Sequential(*layers)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer's activations (N, hidden): the critic's view of x."""
+        return self.net[:-1](x.flatten(1))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.flatten(1)).squeeze(1)
+        return self.net[-1](self.features(x)).squeeze(1)

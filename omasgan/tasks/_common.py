@@ -45,9 +45,14 @@ class TaskTrainer:
         self.step_count = 0
         self.engine, self.device = engine, engine.device
         self.latent_dim, self.streams = latent_dim, streams
+        self.buffers: dict[str, torch.Tensor] = {}  # other state that evolves in training (e.g. adaptive weights)
 
     def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def diagnostics(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Extra measurements logged with the metrics (only at logged steps); must not change training."""
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +60,7 @@ class TaskTrainer:
             "models": {k: m.state_dict() for k, m in self.models.items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "streams": {k: g.get_state() for k, g in self.streams.items()},
+            "buffers": dict(self.buffers),
         }
 
     def latent(self, n: int) -> torch.Tensor:
@@ -76,6 +82,7 @@ class TaskTrainer:
             optimizer.load_state_dict(state["optimizers"][key])
         for key, stream in self.streams.items():
             stream.set_state(state["streams"][key])
+        self.buffers.update(state.get("buffers", {}))
 
 
 class AdversarialTrainer(TaskTrainer):

@@ -56,7 +56,11 @@ class DetectorTrainer(TaskTrainer):
         real = sample_batch(x, n, self.streams["batch"])
         with torch.no_grad():
             b, gp = self.B(self.latent(n)), self.G_prime(self.latent(n))
-        terms = detector_loss(self.J(b), self.J(real), self.J(gp), zeta=self.config.zeta)
+        j_b = self.J(b)
+        terms = detector_loss(j_b, self.J(real), self.J(gp), zeta=self.config.zeta)
         self.descend("detector", terms["total"])
         self.step_count += 1
-        return {f"detector_{k}": v.detach() for k, v in terms.items()}
+        metrics = {f"detector_{k}": v.detach() for k, v in terms.items()}
+        # How active the B term still is: the share of B's samples J does not yet call anomalous.
+        metrics["detector_boundary_missed"] = (j_b.detach() < 0).float().mean()
+        return metrics

@@ -4,22 +4,33 @@ B starts as a copy of G (G frozen) and minimises  L_B = -m(B, G) + mu mean_i d_i
 it *ascends* the usual generator objective against a critic D_B (copied from D, trained on reference
 samples vs B's), while the nearness term d (exact distance to the nearest of Q reference points) keeps
 it close to the data and the scattering term s spreads its samples.
+
+Options against degenerate samples (Task2Config; DESIGN §8 measured the collapse they address): B in
+G's latent space, nearness in the frozen Task-1 critic's feature space, a mu that adapts to hold B at a
+set multiple of G's own nearness, an RBF repulsion between B's samples, and matching of per-sample
+intensity and contrast statistics to the reference.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from omasgan import ops
 from omasgan.config import Task2Config
 from omasgan.divergences import Divergence
+from omasgan.nets.wrappers import LatentShiftGenerator
 from omasgan.runtime import Engine
 from omasgan.tasks._common import AdversarialTrainer, adam, sample_batch
 
-__all__ = ["BoundaryTrainer", "boundary_loss"]
+__all__ = ["BoundaryTrainer", "boundary_loss", "repulsion", "statistics_gap"]
+
+Embedding = Callable[[torch.Tensor], torch.Tensor]
 
 
 def boundary_loss(
@@ -32,6 +43,7 @@ def boundary_loss(
     mu: float,
     nu: float,
     eps: float = 1e-8,
+    embed: Embedding | None = None,
 ) -> dict[str, torch.Tensor]:
     """The terms of L_B for one batch.
 
@@ -39,6 +51,7 @@ def boundary_loss(
     ----------
     v_b : (N,) critic D_B's outputs on b.   b : (N, ...) boundary samples B(z).   z : (N, L) their latents.
     reference : (Q, ...) the reference pool (no gradient).
+    embed : the space of the nearness term (None: flattened samples, the paper's pixel L2).
 
     Returns
     -------
@@ -46,10 +59,48 @@ def boundary_loss(
     generator loss B ascends; ``nearness`` = mean_i min_j ||b_i - r_j||; ``scattering`` = mean_i s_i.
     """
     push = divergence.generator_loss(v_b)
-    nearness = ops.min_distance(b.flatten(1), reference.flatten(1))[0].mean()
+    embed = embed or (lambda points: points.flatten(1))
+    nearness = ops.min_distance(embed(b), embed(reference))[0].mean()
     scattering = ops.scattering(z, b.flatten(1), eps).mean()
     total = -push + mu * nearness + nu * scattering
     return {"total": total, "push": push, "nearness": nearness, "scattering": scattering}
+
+
+def repulsion(points: torch.Tensor) -> torch.Tensor:
+    """Mean RBF similarity exp(-|p_i - p_j|^2 / h) over pairs i != j, h = the median squared distance
+    (detached): falls as the points spread, with gradients on every pair, unlike a ratio of distances."""
+    n = points.shape[0]
+    squared = torch.cdist(points, points).pow(2)
+    off_diagonal = ~torch.eye(n, dtype=torch.bool, device=points.device)
+    bandwidth = squared[off_diagonal].detach().median().clamp_min(1e-12)
+    return torch.exp(-squared[off_diagonal] / bandwidth).mean()
+
+
+def statistics_gap(b: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Squared gaps between B's and the reference's mean and SD of per-sample intensity and contrast,
+    each in units of the reference's SD of that statistic: zero when a global statistic cannot tell
+    B's batch from the reference's."""
+
+    def stats(x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(1)
+        return torch.stack([flat.mean(1), flat.std(1)], dim=1)  # (N, 2): intensity, contrast
+
+    s_b, s_r = stats(b), stats(reference).detach()
+    scale = s_r.std(0).clamp_min(1e-6)
+    gap_mean = (s_b.mean(0) - s_r.mean(0)) / scale
+    gap_sd = (s_b.std(0) - s_r.std(0)) / scale
+    return (gap_mean.pow(2) + gap_sd.pow(2)).sum()
+
+
+class _Features(nn.Module):
+    """The frozen Task-1 critic's unit-normalised features: distances between them lie in [0, 2]."""
+
+    def __init__(self, critic: nn.Module) -> None:
+        super().__init__()
+        self.critic = copy.deepcopy(critic).requires_grad_(False).eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.critic.features(x).flatten(1), dim=1)
 
 
 class BoundaryTrainer(AdversarialTrainer):
@@ -68,11 +119,19 @@ class BoundaryTrainer(AdversarialTrainer):
     ) -> None:
         super().__init__(engine=engine, latent_dim=latent_dim, streams=streams)
         self.generator = generator.requires_grad_(False).eval()
-        self.boundary = copy.deepcopy(generator).requires_grad_(True).train()
+        if config.boundary_space == "latent":
+            self.boundary = LatentShiftGenerator(copy.deepcopy(generator), latent_dim).train()
+        else:
+            self.boundary = copy.deepcopy(generator).requires_grad_(True).train()
         self.critic = copy.deepcopy(critic).requires_grad_(True).train()
         self.G = engine.prepare(self.generator, trained=False)
         self.B = engine.prepare(self.boundary, trained=True)
         self.D_B = engine.prepare(self.critic, trained=True)
+        self.embed: Embedding | None = None
+        if config.nearness_space == "features":
+            self.embed = engine.prepare(_Features(critic), trained=False)
+        # log(mu), adapted when target_ratio > 0; saved with the trainer's state.
+        self.buffers = {"log_mu": torch.tensor(math.log(config.mu) if config.mu > 0 else -math.inf)}
         self.divergence, self.config = divergence, config
         self.models = {"boundary": self.boundary, "boundary_critic": self.critic}
         self.optimizers = {
@@ -106,11 +165,61 @@ class BoundaryTrainer(AdversarialTrainer):
         # (2) Update B: minimise L_B = -m(B, G) + mu mean d + nu mean s (DESIGN §2). The scattering term
         # pairs the samples of this rank's batch only: s_i is a ratio over pairs of one batch, so a local
         # batch keeps its meaning and cost per rank, and DDP averages the gradients of the ranks' terms.
-        z = self.latent(self.config.batch_size)
+        cfg = self.config
+        z = self.latent(cfg.batch_size)
         b = self.B(z)
-        pool = self.reference(self.config.pool_size, x)
-        terms = boundary_loss(
-            self.divergence, self.D_B(b), b, z, pool, mu=self.config.mu, nu=self.config.nu, eps=self.config.eps
-        )
-        self.descend("boundary", terms["total"])
-        return {f"boundary_{k}": v.detach() for k, v in terms.items()}
+        pool = self.reference(cfg.pool_size, x)
+        mu = float(self.buffers["log_mu"].exp())
+        terms = boundary_loss(self.divergence, self.D_B(b), b, z, pool, mu=mu, nu=cfg.nu, eps=cfg.eps, embed=self.embed)
+        total = terms["total"]
+        if cfg.repulsion > 0:
+            terms["repulsion"] = repulsion(self.embed(b) if self.embed is not None else b.flatten(1))
+            total = total + cfg.repulsion * terms["repulsion"]
+        if cfg.match_statistics > 0:
+            terms["statistics_gap"] = statistics_gap(b, pool)
+            total = total + cfg.match_statistics * terms["statistics_gap"]
+        self.descend("boundary", total)
+        metrics = {f"boundary_{k}": v.detach() for k, v in terms.items()}
+        metrics["boundary_mu"] = torch.tensor(mu)
+        if cfg.target_ratio > 0:
+            metrics["boundary_generator_nearness"] = self._adapt_mu(terms["nearness"].detach(), pool)
+        return metrics
+
+    @torch.no_grad()
+    def _adapt_mu(self, nearness_b: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
+        """Raise mu when B's mean nearness exceeds target_ratio x G's (measured on fresh G samples against
+        the same pool, in the same space), lower it when B is closer: B settles at a set multiple of the
+        distance G's own samples keep from the reference, whatever the space's scale."""
+        g = self.G(self.latent(self.config.batch_size))
+        embed = self.embed or (lambda points: points.flatten(1))
+        nearness_g = ops.min_distance(embed(g), embed(pool))[0].mean()
+        ratio = nearness_b / (self.config.target_ratio * nearness_g.clamp_min(1e-12))
+        error = float(self.engine.context.mean(ratio.reshape(1))) - 1.0  # every rank adapts mu alike
+        step = self.config.mu_rate * max(-1.0, min(1.0, error))
+        self.buffers["log_mu"] = (self.buffers["log_mu"] + step).clamp(math.log(1e-4), math.log(1e4))
+        return nearness_g
+
+    @torch.no_grad()
+    def diagnostics(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """B's and G's mean distance to their nearest training sample (pixel L2) and B's diversity (mean
+        pairwise distance of B's samples over that of the data's), on samples drawn from a stream seeded by
+        the step, so that measuring leaves training unchanged."""
+        stream = torch.Generator().manual_seed(1_000_003 + self.step_count)
+        n = min(512, x.shape[0])
+        z = torch.randn(n, self.latent_dim, generator=stream).to(self.device)
+        data = x[torch.randint(0, x.shape[0], (4 * n,), generator=stream).to(x.device)].flatten(1)
+        was_training = self.boundary.training
+        self.boundary.eval()
+        b = self.B(z).flatten(1)
+        self.boundary.train(was_training)
+        g = self.G(z).flatten(1)
+        real = data[:n]
+
+        def spread(points: torch.Tensor) -> torch.Tensor:
+            return torch.pdist(points).mean()
+
+        return {
+            "boundary_nn_data": ops.min_distance(b, data)[0].mean(),
+            "generator_nn_data": ops.min_distance(g, data)[0].mean(),
+            "boundary_diversity": spread(b) / spread(real),
+        }

@@ -32,12 +32,17 @@ def test_evaluate_runs_one_class_end_to_end_and_resumes(tmp_path, data_dir, monk
     out = tmp_path / "eval"
     evaluate("cifar10", "loo", [3], [0], out=out, data_dir=str(data_dir), overrides=tiny, device="cpu", verbose=0)
     run = json.loads((out / "runs" / "cifar10-loo-3_seed0.json").read_text())
-    assert set(run["methods"]) == {"detector", "task3_critic", "task1_critic"}
+    assert set(run["methods"]) == {"detector", "task3_critic", "task1_critic", "feature_knn", "fused"}
+    # Issue-7 diagnostics: correlations with image statistics, Task-2 distances, J's B-term activity.
+    assert set(run["spearman_with_contrast"]) == set(run["methods"])
+    assert {"boundary_nn_data", "generator_nn_data", "boundary_diversity"} <= set(run["task2_last"])
+    assert 0.0 <= run["detector_last"]["detector_boundary_missed"] <= 1.0
     assert run["n_test"] == 1000 and "first 1000" in run["subset"]
     baselines_result = json.loads((out / "baselines" / "cifar10-loo-3.json").read_text())
     assert {"knn5", "isolation_forest", "one_class_svm", "lof", "less_ink"} <= set(baselines_result)
     table = (out / "results.md").read_text()
     assert "OMASGAN J" in table and "knn5" in table and "**Subset:**" in table
+    assert "J + kNN-1 in D's features" in table and "Spearman ρ with contrast" in table
     assert (out / "figures" / "cifar10-loo-3_seed0_roc.png").exists()
     assert (out / "figures" / "cifar10-loo-3_seed0_samples.png").exists()
     assert len((out / "results.csv").read_text().splitlines()) > 10
