@@ -120,7 +120,10 @@ class BoundaryTrainer(AdversarialTrainer):
         super().__init__(engine=engine, latent_dim=latent_dim, streams=streams)
         self.generator = generator.requires_grad_(False).eval()
         if config.boundary_space == "latent":
-            self.boundary = LatentShiftGenerator(copy.deepcopy(generator), latent_dim).train()
+            # h's initial weights come from the run's seed (via the latent stream's), not global RNG state.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(streams["latent"].initial_seed())
+                self.boundary = LatentShiftGenerator(copy.deepcopy(generator), latent_dim).train()
         else:
             self.boundary = copy.deepcopy(generator).requires_grad_(True).train()
         self.critic = copy.deepcopy(critic).requires_grad_(True).train()

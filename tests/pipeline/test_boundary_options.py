@@ -1,0 +1,131 @@
+"""The Task-2 / J options against degenerate boundary samples and shortcut detectors (issue 7)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from omasgan import divergences
+from omasgan.config import OMASGANConfig
+from omasgan.data import bimodal, bimodal_anomalies
+from omasgan.errors import InvalidInputError
+from omasgan.nets import MLPCritic, MLPGenerator
+from omasgan.nets.wrappers import LatentShiftGenerator, StandardisedInput
+from omasgan.pipeline import OMASGAN, OMASGANModels, _streams
+from omasgan.runtime import Engine
+from omasgan.tasks.task2 import BoundaryTrainer, repulsion, statistics_gap
+
+OPTIONS = {
+    "task2.boundary_space": "latent",
+    "task2.nearness_space": "features",
+    "task2.target_ratio": 1.5,
+    "task2.repulsion": 0.5,
+    "task2.match_statistics": 0.5,
+    "detector.input_norm": "per_sample",
+}
+SMALL = {"task1.steps": 60, "task2.steps": 40, "task3.steps": 20, "detector.steps": 30, "log_every": 10,
+         "checkpoint_every": 20, "task2.pool_size": 256}
+
+
+def test_repulsion_falls_as_points_spread_at_any_scale():
+    torch.manual_seed(0)
+    clustered = torch.cat([torch.randn(20, 5) * 0.01, torch.randn(20, 5) * 0.01 + 3])
+    spread = torch.randn(40, 5)
+    assert repulsion(spread) < repulsion(clustered)
+    torch.testing.assert_close(repulsion(spread * 100), repulsion(spread))  # median bandwidth: scale-free
+    points = spread.clone().requires_grad_(True)
+    repulsion(points).backward()
+    assert torch.isfinite(points.grad).all() and points.grad.abs().sum() > 0
+
+
+def test_statistics_gap_is_zero_for_matching_batches_and_pulls_brightness_back():
+    torch.manual_seed(0)
+    reference = torch.rand(64, 1, 8, 8)
+    assert float(statistics_gap(reference, reference)) == pytest.approx(0.0, abs=1e-10)
+    brighter = (reference + 0.5).requires_grad_(True)
+    gap = statistics_gap(brighter, reference)
+    assert gap > 1.0
+    gap.backward()
+    assert float(brighter.grad.sum()) > 0  # descending lowers B's intensity
+
+
+def test_latent_shift_generator_starts_as_g_and_trains_only_the_shift():
+    torch.manual_seed(0)
+    generator = MLPGenerator(4, 2, hidden=16)
+    boundary = LatentShiftGenerator(generator, 4).train()
+    z = torch.randn(10, 4)
+    torch.testing.assert_close(boundary(z), generator(z))
+    assert not boundary.generator.training
+    trainable = {name for name, p in boundary.named_parameters() if p.requires_grad}
+    assert trainable and all(not name.startswith("generator.") for name in trainable)
+
+
+def test_standardised_detector_ignores_intensity_and_contrast():
+    torch.manual_seed(0)
+    detector = StandardisedInput(MLPCritic(16, hidden=8))
+    x = torch.rand(6, 16)
+    # Invariant up to the eps (1e-3) added to each sample's SD (about 0.3 here).
+    torch.testing.assert_close(detector(3.0 * x + 0.7), detector(x), rtol=1e-2, atol=1e-3)
+    assert not torch.allclose(detector(x.flip(1)), detector(x), rtol=1e-2, atol=1e-3)  # shape still matters
+
+
+def _boundary_trainer(target_ratio: float) -> BoundaryTrainer:
+    torch.manual_seed(0)
+    config = OMASGANConfig.preset("quick", "vector").with_overrides(
+        {"task2.target_ratio": target_ratio, "task2.nearness_space": "features"})
+    return BoundaryTrainer(
+        MLPGenerator(8, 2, hidden=16), MLPCritic(2, hidden=16, spectral_norm=True), divergences.get("kl"),
+        config.task2, engine=Engine(torch.device("cpu")), latent_dim=8, streams=_streams(0, 2),
+    )
+
+
+def test_adaptive_mu_rises_when_b_is_too_far_and_falls_when_too_near():
+    trainer = _boundary_trainer(target_ratio=1.5)
+    pool = trainer.reference(128, torch.zeros(1, 2))
+    start = float(trainer.buffers["log_mu"])
+    trainer._adapt_mu(torch.tensor(10.0), pool)  # far beyond 1.5 x G's nearness (unit features: <= 2)
+    assert float(trainer.buffers["log_mu"]) == pytest.approx(start + trainer.config.mu_rate)
+    trainer._adapt_mu(torch.tensor(0.0), pool)
+    trainer._adapt_mu(torch.tensor(0.0), pool)
+    assert float(trainer.buffers["log_mu"]) == pytest.approx(start - trainer.config.mu_rate)
+    assert math.isclose(float(trainer.buffers["log_mu"].exp()), trainer.config.mu * math.exp(-trainer.config.mu_rate),
+                        rel_tol=1e-6)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_all_options_train_resume_exactly_and_reload(tmp_path):
+    x = torch.from_numpy(bimodal(1000, random_state=0))
+    config = OMASGANConfig.preset("quick", "vector").with_overrides({**SMALL, **OPTIONS})
+    probe = torch.from_numpy(bimodal_anomalies(100, random_state=3))
+    pipeline = OMASGAN(config, device="cpu", verbose=0)
+    reference = pipeline.fit(x).scores(probe)
+    task2 = [row for row in pipeline.history if row["task"] == "task2"]
+    assert {"boundary_repulsion", "boundary_statistics_gap", "boundary_mu", "boundary_generator_nearness",
+            "boundary_nn_data", "generator_nn_data", "boundary_diversity"} <= set(task2[-1])
+    assert len({row["boundary_mu"] for row in task2}) > 1  # mu adapted
+
+    def crash(task, step, metrics):
+        if task == "task2" and step == 30:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        OMASGAN(config, tmp_path, device="cpu", verbose=0, callbacks=[crash]).fit(x)
+    resumed = OMASGAN(config, tmp_path, device="cpu", verbose=0).fit(x).scores(probe)  # from task2 step 20
+    for key in reference:
+        assert torch.equal(resumed[key], reference[key]), key
+    reloaded, _ = OMASGANModels.load_run(tmp_path)
+    assert isinstance(reloaded.boundary, LatentShiftGenerator) and isinstance(reloaded.detector, StandardisedInput)
+    for key, value in reloaded.scores(probe).items():
+        torch.testing.assert_close(value, reference[key])
+
+
+def test_unknown_option_values_are_refused():
+    with pytest.raises(InvalidInputError, match="task2.nearness_space"):
+        OMASGANConfig().with_overrides({"task2.nearness_space": "wavelets"})
+    with pytest.raises(InvalidInputError, match="detector.input_norm"):
+        OMASGANConfig().with_overrides({"detector.input_norm": "global"})
