@@ -37,6 +37,7 @@ VARIANTS: dict[str, dict] = {
     "j_standardised": {"detector.input_norm": "per_sample"},
     "boundary_quality": {**BOUNDARY_OPTIONS, "detector.input_norm": "per_sample"},
     "boundary_quality_raw_j": BOUNDARY_OPTIONS,
+    "boundary_bounded_push": {**BOUNDARY_OPTIONS, "task2.push_limit": 1.0, "detector.input_norm": "per_sample"},
 }
 COLUMNS = ("detector", "task3_critic", "feature_knn", "fused")
 BASELINES = ("knn5", "lof", "less_ink", "less_contrast")

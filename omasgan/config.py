@@ -49,6 +49,8 @@ class Task2Config:
     mu_rate: float = 0.05  # step of the adaptive log(mu) per B update
     repulsion: float = 0.0  # weight of an RBF repulsion between B's samples in the nearness space
     match_statistics: float = 0.0  # weight of matching mean and SD of per-sample intensity and contrast
+    push_limit: float = 0.0  # > 0: the push stops for samples D_B already puts below -push_limit (1 = the
+    #                          hinge margin of klwgan's critic); 0: unbounded, as in the paper
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ def boundary_loss(
     nu: float,
     eps: float = 1e-8,
     embed: Embedding | None = None,
+    push_limit: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """The terms of L_B for one batch.
 
@@ -52,13 +53,15 @@ def boundary_loss(
     v_b : (N,) critic D_B's outputs on b.   b : (N, ...) boundary samples B(z).   z : (N, L) their latents.
     reference : (Q, ...) the reference pool (no gradient).
     embed : the space of the nearness term (None: flattened samples, the paper's pixel L2).
+    push_limit : > 0 bounds the push: D_B outputs below -push_limit are clamped there, so samples already
+        judged far from the reference stop being pushed (0: unbounded, the paper's L_B).
 
     Returns
     -------
     dict with ``total`` = -push + mu * nearness + nu * scattering, and each term: ``push`` = m(B, G), the
     generator loss B ascends; ``nearness`` = mean_i min_j ||b_i - r_j||; ``scattering`` = mean_i s_i.
     """
-    push = divergence.generator_loss(v_b)
+    push = divergence.generator_loss(v_b.clamp(min=-push_limit) if push_limit > 0 else v_b)
     embed = embed or (lambda points: points.flatten(1))
     nearness = ops.min_distance(embed(b), embed(reference))[0].mean()
     scattering = ops.scattering(z, b.flatten(1), eps).mean()
@@ -173,7 +176,10 @@ class BoundaryTrainer(AdversarialTrainer):
         b = self.B(z)
         pool = self.reference(cfg.pool_size, x)
         mu = float(self.buffers["log_mu"].exp())
-        terms = boundary_loss(self.divergence, self.D_B(b), b, z, pool, mu=mu, nu=cfg.nu, eps=cfg.eps, embed=self.embed)
+        terms = boundary_loss(
+            self.divergence, self.D_B(b), b, z, pool, mu=mu, nu=cfg.nu, eps=cfg.eps, embed=self.embed,
+            push_limit=cfg.push_limit,
+        )
         total = terms["total"]
         if cfg.repulsion > 0:
             terms["repulsion"] = repulsion(self.embed(b) if self.embed is not None else b.flatten(1))

@@ -15,7 +15,7 @@ from omasgan.nets import MLPCritic, MLPGenerator
 from omasgan.nets.wrappers import LatentShiftGenerator, StandardisedInput
 from omasgan.pipeline import OMASGAN, OMASGANModels, _streams
 from omasgan.runtime import Engine
-from omasgan.tasks.task2 import BoundaryTrainer, repulsion, statistics_gap
+from omasgan.tasks.task2 import BoundaryTrainer, boundary_loss, repulsion, statistics_gap
 
 OPTIONS = {
     "task2.boundary_space": "latent",
@@ -23,6 +23,7 @@ OPTIONS = {
     "task2.target_ratio": 1.5,
     "task2.repulsion": 0.5,
     "task2.match_statistics": 0.5,
+    "task2.push_limit": 1.0,
     "detector.input_norm": "per_sample",
 }
 SMALL = {"task1.steps": 60, "task2.steps": 40, "task3.steps": 20, "detector.steps": 30, "log_every": 10,
@@ -49,6 +50,17 @@ def test_statistics_gap_is_zero_for_matching_batches_and_pulls_brightness_back()
     assert gap > 1.0
     gap.backward()
     assert float(brighter.grad.sum()) > 0  # descending lowers B's intensity
+
+
+def test_push_limit_stops_pushing_samples_beyond_the_margin():
+    div = divergences.get("klwgan")
+    v_b = torch.tensor([2.0, 0.0, -0.5, -3.0, -5.0], requires_grad=True)
+    b, z = torch.randn(5, 3), torch.randn(5, 2)
+    terms = boundary_loss(div, v_b, b, z, torch.randn(7, 3), mu=0.0, nu=0.0, push_limit=1.0)
+    terms["total"].backward()
+    assert torch.all(v_b.grad[:3] != 0) and torch.all(v_b.grad[3:] == 0)
+    unbounded = boundary_loss(div, v_b.detach(), b, z, torch.randn(7, 3), mu=0.0, nu=0.0)
+    assert float(unbounded["push"]) > float(terms["push"])
 
 
 def test_latent_shift_generator_starts_as_g_and_trains_only_the_shift():
