@@ -19,6 +19,7 @@ from omasgan.checkpoint import atomic_write_text
 from omasgan.config import OMASGANConfig
 from omasgan.errors import CheckpointError, InvalidInputError
 from omasgan.pipeline import OMASGAN, OMASGANModels, resolve_device
+from omasgan.scoring import score_batches
 
 __all__ = ["OMASGANDetector"]
 
@@ -201,7 +202,8 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
         if self.contamination == "auto":
             self.offset_ = 0.0  # J's decision boundary: logit 0
         else:
-            self.offset_ = float(np.percentile(self._score_samples(samples), 100.0 * self.contamination))
+            normal_scores = -self._scores(samples, ("detector",))["detector"]
+            self.offset_ = float(np.percentile(normal_scores, 100.0 * self.contamination))
         return self
 
     def _set_models(self, models: OMASGANModels) -> None:
@@ -215,23 +217,14 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
 
     # -- scoring (outputs are numpy on the CPU) ---------------------------------------------------------
 
-    def _anomaly_score(self, samples: torch.Tensor) -> np.ndarray:
-        return self._scores(samples, ("detector",))["detector"]
-
-    def _score_samples(self, samples: torch.Tensor) -> np.ndarray:
-        return -self._anomaly_score(samples)
-
     def _scores(self, X, which: tuple[str, ...]) -> dict[str, np.ndarray]:
         """Scores of ``X`` one batch at a time: each batch is validated, converted and moved on its own, so
         a memory-mapped ``X`` is read in order and never held in memory whole."""
-        n = len(X)
-        out = {name: np.empty(n, dtype=np.float64) for name in which}
-        for start in range(0, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
-            chunk = X[start:stop] if isinstance(X, torch.Tensor) else self._samples(X[start:stop], reset=False)
-            for name, values in self.models_.scores(chunk, batch_size=self.batch_size, which=which).items():
-                out[name][start:stop] = values.numpy()
-        return out
+
+        def prepare(rows, _start: int) -> torch.Tensor:
+            return rows if isinstance(rows, torch.Tensor) else self._samples(rows, reset=False)
+
+        return score_batches(self.models_, X, which, prepare, batch_size=self.batch_size)
 
     def _checked(self, X):
         """X as an array whose batches ``_samples`` validates; a memmap stays a memmap (not read here)."""

@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from omasgan.errors import CheckpointError, InvalidInputError
+from omasgan.nets.wrappers import unit_features
 from omasgan.pipeline import OMASGANModels, resolve_device
 
-__all__ = ["critic_features", "feature_knn_scores", "fuse_scores", "load_models", "score_array", "score_file"]
+__all__ = [
+    "critic_features",
+    "feature_knn_scores",
+    "fuse_scores",
+    "load_models",
+    "score_array",
+    "score_batches",
+    "score_file",
+]
 
 SCORES = ("detector", "task1_critic", "task3_critic")
 
@@ -38,6 +49,33 @@ def load_models(path: str | Path, device: str = "auto") -> tuple[OMASGANModels, 
     raise CheckpointError(f"{path} holds neither a saved detector (estimator.json) nor a run (config.json).")
 
 
+def score_batches(
+    models: OMASGANModels,
+    X,
+    which: tuple[str, ...],
+    prepare: Callable[[Any, int], torch.Tensor],
+    *,
+    batch_size: int = 4096,
+    out: dict[str, np.ndarray] | None = None,
+    verbose: int = 0,
+) -> dict[str, np.ndarray]:
+    """Scores of the rows of ``X`` (an array, a memory map or a tensor), one batch at a time.
+
+    ``prepare(rows, start)`` turns the rows ``X[start:start + batch_size]`` into a float32 tensor of samples
+    (validating them); the scores go into ``out`` (float64 arrays, memory maps allowed; allocated if None).
+    Only one batch is read, converted and moved at a time, so ``X`` need not fit in memory.
+    """
+    n = len(X)
+    out = out if out is not None else {name: np.empty(n, dtype=np.float64) for name in which}
+    with tqdm(total=n, desc=f"scoring ({', '.join(which)})", unit="sample", disable=verbose == 0, leave=False) as bar:
+        for start in range(0, n, batch_size):
+            batch = prepare(X[start : start + batch_size], start)
+            for name, values in models.scores(batch, batch_size=batch_size, which=which).items():
+                out[name][start : start + len(batch)] = values.numpy()
+            bar.update(len(batch))
+    return out
+
+
 def score_array(
     models: OMASGANModels,
     input_shape: tuple[int, ...],
@@ -51,19 +89,18 @@ def score_array(
     """Write ``which``'s score of every row of ``X`` into ``out`` (both may be memory maps), batch by batch."""
     if which not in SCORES:
         raise InvalidInputError(f"which must be one of {SCORES}, got {which!r}.")
-    n = X.shape[0]
     if int(np.prod(X.shape[1:])) != int(np.prod(input_shape)):
         raise InvalidInputError(
             f"the input holds samples of shape {tuple(X.shape[1:])} but the model was trained on {input_shape}."
         )
-    with tqdm(total=n, desc=f"scoring ({which})", unit="sample", disable=verbose == 0, leave=False) as bar:
-        for start in range(0, n, batch_size):
-            chunk = np.array(X[start : start + batch_size], dtype=np.float32)  # a writable copy of one batch
-            if not np.isfinite(chunk).all():
-                raise InvalidInputError(f"the input has NaN or infinite values in rows {start}..{start + len(chunk)}.")
-            batch = torch.from_numpy(chunk).reshape(len(chunk), *input_shape)
-            out[start : start + len(chunk)] = models.scores(batch, batch_size=batch_size, which=(which,))[which].numpy()
-            bar.update(len(chunk))
+
+    def prepare(rows, start: int) -> torch.Tensor:
+        chunk = np.array(rows, dtype=np.float32)  # a writable copy of one batch
+        if not np.isfinite(chunk).all():
+            raise InvalidInputError(f"the input has NaN or infinite values in rows {start}..{start + len(chunk)}.")
+        return torch.from_numpy(chunk).reshape(len(chunk), *input_shape)
+
+    score_batches(models, X, (which,), prepare, batch_size=batch_size, out={which: out}, verbose=verbose)
 
 
 def score_file(
@@ -104,19 +141,19 @@ def critic_features(models: OMASGANModels, x: np.ndarray | torch.Tensor, batch_s
     critic = models.critic.eval()
     device = next(critic.parameters()).device
     x = torch.as_tensor(np.asarray(x, dtype=np.float32)) if not isinstance(x, torch.Tensor) else x.float()
-    parts = [
-        torch.nn.functional.normalize(critic.features(x[i : i + batch_size].to(device)).flatten(1), dim=1).cpu()
-        for i in range(0, len(x), batch_size)
-    ]
-    return torch.cat(parts)
+    return torch.cat(
+        [unit_features(critic, x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]
+    )
 
 
-def feature_knn_scores(models: OMASGANModels, bank: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Distance from each sample to its nearest bank sample in D's feature space (higher = more anomalous):
-    the kNN baseline (k = 1) in the critic's view of the data instead of pixels."""
+def feature_knn_scores(models: OMASGANModels, bank: np.ndarray, *queries: np.ndarray) -> list[np.ndarray]:
+    """For each query array, the distance from each sample to its nearest bank sample in D's feature space
+    (higher = more anomalous): the kNN baseline (k = 1) in the critic's view of the data instead of pixels.
+    The bank's features are computed once for all queries."""
     from omasgan import ops
 
-    return ops.min_distance(critic_features(models, x), critic_features(models, bank))[0].double().numpy()
+    bank_features = critic_features(models, bank)
+    return [ops.min_distance(critic_features(models, x), bank_features)[0].double().numpy() for x in queries]
 
 
 def fuse_scores(scores: dict[str, np.ndarray], normal: dict[str, np.ndarray]) -> np.ndarray:

@@ -70,8 +70,9 @@ def _add_fused_scores(detector: OMASGANDetector, split: Split, test: dict, valid
 
     rng = np.random.default_rng(0)
     bank = split.train[rng.choice(len(split.train), min(FEATURE_BANK, len(split.train)), replace=False)]
-    for scores, x in ((test, split.test), (validation, split.validation)):
-        scores["feature_knn"] = feature_knn_scores(detector.models_, bank, x)
+    test["feature_knn"], validation["feature_knn"] = feature_knn_scores(
+        detector.models_, bank, split.test, split.validation
+    )
     for scores in (test, validation):
         scores["fused"] = fuse_scores(
             {"detector": scores["detector"], "feature_knn": scores["feature_knn"]},

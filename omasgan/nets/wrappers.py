@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["LatentShiftGenerator", "StandardisedInput"]
+__all__ = ["LatentShiftGenerator", "StandardisedInput", "unit_features"]
+
+
+def unit_features(critic: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The critic's view of x: its last hidden layer (``critic.features``), flattened and scaled to unit
+    length, so distances between samples lie in [0, 2] whatever the network's scale."""
+    return nn.functional.normalize(critic.features(x).flatten(1), dim=1)
 
 
 class LatentShiftGenerator(nn.Module):

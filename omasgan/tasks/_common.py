@@ -82,7 +82,7 @@ class TaskTrainer:
             optimizer.load_state_dict(state["optimizers"][key])
         for key, stream in self.streams.items():
             stream.set_state(state["streams"][key])
-        self.buffers.update(state.get("buffers", {}))
+        self.buffers.update({k: v.to(self.device) for k, v in state.get("buffers", {}).items()})
 
 
 class AdversarialTrainer(TaskTrainer):

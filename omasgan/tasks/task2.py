@@ -18,13 +18,12 @@ import math
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from omasgan import ops
 from omasgan.config import Task2Config
 from omasgan.divergences import Divergence
-from omasgan.nets.wrappers import LatentShiftGenerator
+from omasgan.nets.wrappers import LatentShiftGenerator, unit_features
 from omasgan.runtime import Engine
 from omasgan.tasks._common import AdversarialTrainer, adam, sample_batch
 
@@ -40,7 +39,7 @@ def boundary_loss(
     z: torch.Tensor,
     reference: torch.Tensor,
     *,
-    mu: float,
+    mu: float | torch.Tensor,
     nu: float,
     eps: float = 1e-8,
     embed: Embedding | None = None,
@@ -103,7 +102,7 @@ class _Features(nn.Module):
         self.critic = copy.deepcopy(critic).requires_grad_(False).eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.critic.features(x).flatten(1), dim=1)
+        return unit_features(self.critic, x)
 
 
 class BoundaryTrainer(AdversarialTrainer):
@@ -137,7 +136,9 @@ class BoundaryTrainer(AdversarialTrainer):
         if config.nearness_space == "features":
             self.embed = engine.prepare(_Features(critic), trained=False)
         # log(mu), adapted when target_ratio > 0; saved with the trainer's state.
-        self.buffers = {"log_mu": torch.tensor(math.log(config.mu) if config.mu > 0 else -math.inf)}
+        # On the device, so adapting it needs no host synchronisation per step.
+        log_mu = math.log(config.mu) if config.mu > 0 else -math.inf
+        self.buffers = {"log_mu": torch.tensor(log_mu, device=self.device)}
         self.divergence, self.config = divergence, config
         self.models = {"boundary": self.boundary, "boundary_critic": self.critic}
         self.optimizers = {
@@ -175,9 +176,17 @@ class BoundaryTrainer(AdversarialTrainer):
         z = self.latent(cfg.batch_size)
         b = self.B(z)
         pool = self.reference(cfg.pool_size, x)
-        mu = float(self.buffers["log_mu"].exp())
+        mu = self.buffers["log_mu"].exp()
         terms = boundary_loss(
-            self.divergence, self.D_B(b), b, z, pool, mu=mu, nu=cfg.nu, eps=cfg.eps, embed=self.embed,
+            self.divergence,
+            self.D_B(b),
+            b,
+            z,
+            pool,
+            mu=mu,
+            nu=cfg.nu,
+            eps=cfg.eps,
+            embed=self.embed,
             push_limit=cfg.push_limit,
         )
         total = terms["total"]
@@ -189,7 +198,7 @@ class BoundaryTrainer(AdversarialTrainer):
             total = total + cfg.match_statistics * terms["statistics_gap"]
         self.descend("boundary", total)
         metrics = {f"boundary_{k}": v.detach() for k, v in terms.items()}
-        metrics["boundary_mu"] = torch.tensor(mu)
+        metrics["boundary_mu"] = mu
         if cfg.target_ratio > 0:
             metrics["boundary_generator_nearness"] = self._adapt_mu(terms["nearness"].detach(), pool)
         return metrics
@@ -203,8 +212,8 @@ class BoundaryTrainer(AdversarialTrainer):
         embed = self.embed or (lambda points: points.flatten(1))
         nearness_g = ops.min_distance(embed(g), embed(pool))[0].mean()
         ratio = nearness_b / (self.config.target_ratio * nearness_g.clamp_min(1e-12))
-        error = float(self.engine.context.mean(ratio.reshape(1))) - 1.0  # every rank adapts mu alike
-        step = self.config.mu_rate * max(-1.0, min(1.0, error))
+        error = self.engine.context.mean(ratio.reshape(1))[0].double() - 1.0  # every rank adapts mu alike
+        step = (self.config.mu_rate * error.clamp(-1.0, 1.0)).float()
         self.buffers["log_mu"] = (self.buffers["log_mu"] + step).clamp(math.log(1e-4), math.log(1e4))
         return nearness_g
 
