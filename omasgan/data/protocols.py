@@ -1,7 +1,9 @@
-"""Evaluation protocols: which data trains, which validates (normal only), which tests.
+"""Evaluation protocols: which data trains, which validates, which tests.
 
-The test split is never used for any choice: thresholds come from the validation slice, which is held
-out of the training data and contains normal samples only.
+The test split is never used for any choice. Thresholds come from the validation slice, which is held
+out of the training data and contains normal samples only. Choices between configurations (issue 7) use
+``validation`` against ``validation_anomalies``: the anomaly classes' images of the *train* split, which
+no model trains on (leave-one-out and one-class protocols only).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ __all__ = ["PROTOCOLS", "Split", "leave_one_out", "make_split", "one_class", "ou
 
 @dataclass(frozen=True)
 class Split:
-    """Train and validation hold normal samples only; ``test_labels`` is 1 for anomalies."""
+    """Train and validation hold normal samples only; ``test_labels`` is 1 for anomalies.
+
+    ``validation_anomalies``: anomalous samples from the train split (never the test split) for choosing
+    configurations by a validation AUROC; None where the protocol has none (out-of-dataset)."""
 
     name: str
     train: np.ndarray
@@ -28,6 +33,7 @@ class Split:
     test_labels: np.ndarray
     description: str
     subset: str | None = None
+    validation_anomalies: np.ndarray | None = None
 
 
 def _hold_out(images: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -49,6 +55,9 @@ def _class_split(
     train = load_dataset(dataset, "train", data_dir_path=data_dir)
     test = load_dataset(dataset, "test", data_dir_path=data_dir)
     fit, validation = _hold_out(train.images[is_normal(train.labels)], validation_fraction, seed)
+    anomalies = train.images[~is_normal(train.labels)]
+    # As many anomalies as validation normals, drawn evenly over the anomaly classes' train images.
+    order = np.random.default_rng(seed).permutation(len(anomalies))[: len(validation)]
     return Split(
         name=name,
         train=fit,
@@ -57,6 +66,7 @@ def _class_split(
         test_labels=(~is_normal(test.labels)).astype(np.int64),
         description=description,
         subset=_subset_note(train, test),
+        validation_anomalies=anomalies[np.sort(order)],
     )
 
 

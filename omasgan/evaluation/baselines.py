@@ -63,18 +63,17 @@ STATISTICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 
 def run_baselines(
-    train: np.ndarray, test: np.ndarray, validation: np.ndarray, names: list[str] | None = None
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{name: (test_scores, validation_scores)} for the chosen baselines (all by default), plus PyOD's
-    ECOD when PyOD is installed."""
+    train: np.ndarray, *queries: np.ndarray, names: list[str] | None = None
+) -> dict[str, tuple[np.ndarray, ...]]:
+    """{name: one score array per query array (e.g. test, validation)} for the chosen baselines (all by
+    default), plus PyOD's ECOD when PyOD is installed."""
     out = {}
     for name in names or list(BASELINES):
-        test_scores, validation_scores = BASELINES[name](train, test, validation)
-        out[name] = (np.asarray(test_scores), np.asarray(validation_scores))
+        out[name] = tuple(np.asarray(s) for s in BASELINES[name](train, *queries))
     try:
         from pyod.models.ecod import ECOD  # optional
     except ImportError:
         return out
     model = ECOD().fit(_flat(train))
-    out["pyod_ecod"] = (model.decision_function(_flat(test)), model.decision_function(_flat(validation)))
+    out["pyod_ecod"] = tuple(model.decision_function(_flat(q)) for q in queries)
     return out

@@ -64,20 +64,33 @@ def _figures(split: Split, scores: dict[str, np.ndarray], path_stem: Path) -> No
     plt.close(fig)
 
 
-def _add_fused_scores(detector: OMASGANDetector, split: Split, test: dict, validation: dict) -> None:
-    """kNN-1 in the Task-1 critic's features, and its fusion with J (standardised on validation normals)."""
+def _query_sets(split: Split) -> dict[str, np.ndarray]:
+    """What every score is computed on: the test split, normal validation and (if any) validation anomalies."""
+    sets = {"test": split.test, "validation": split.validation}
+    if split.validation_anomalies is not None:
+        sets["validation_anomalies"] = split.validation_anomalies
+    return sets
+
+
+def _metrics(scores: dict[str, np.ndarray], split: Split) -> dict[str, float]:
+    """detection_metrics of one score given its values on each query set."""
+    anomalies = scores.get("validation_anomalies")
+    return detection_metrics(scores["test"], split.test_labels, scores["validation"], anomalies)
+
+
+def _add_fused_scores(detector: OMASGANDetector, split: Split, scores: dict[str, dict[str, np.ndarray]]) -> None:
+    """kNN-1 in the Task-1 critic's features, and its fusion with J (standardised on validation normals).
+    ``scores``: {query set: {score name: values}}, completed in place."""
     from omasgan.scoring import feature_knn_scores, fuse_scores
 
     rng = np.random.default_rng(0)
     bank = split.train[rng.choice(len(split.train), min(FEATURE_BANK, len(split.train)), replace=False)]
-    test["feature_knn"], validation["feature_knn"] = feature_knn_scores(
-        detector.models_, bank, split.test, split.validation
-    )
-    for scores in (test, validation):
-        scores["fused"] = fuse_scores(
-            {"detector": scores["detector"], "feature_knn": scores["feature_knn"]},
-            {"detector": validation["detector"], "feature_knn": validation["feature_knn"]},
-        )
+    sets = _query_sets(split)
+    for name, values in zip(sets, feature_knn_scores(detector.models_, bank, *sets.values()), strict=True):
+        scores[name]["feature_knn"] = values
+    normal = {k: scores["validation"][k] for k in ("detector", "feature_knn")}
+    for values in scores.values():
+        values["fused"] = fuse_scores({k: values[k] for k in ("detector", "feature_knn")}, normal)
 
 
 def _baselines(split: Split, out: Path) -> dict[str, Any]:
@@ -85,10 +98,11 @@ def _baselines(split: Split, out: Path) -> dict[str, Any]:
     if path.exists():
         return json.loads(path.read_text())
     start = time.perf_counter()
-    scores = run_baselines(split.train, split.test, split.validation)
+    sets = _query_sets(split)
+    scores = run_baselines(split.train, *sets.values())
     for name, statistic in STATISTICS.items():
-        scores[name] = (statistic(split.test), statistic(split.validation))
-    result = {name: detection_metrics(t, split.test_labels, v) for name, (t, v) in scores.items()}
+        scores[name] = tuple(statistic(x) for x in sets.values())
+    result = {name: _metrics(dict(zip(sets, values, strict=True)), split) for name, values in scores.items()}
     result["_minutes"] = (time.perf_counter() - start) / 60
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(result, indent=1))
@@ -100,10 +114,11 @@ def _run(split: Split, seed: int, preset: str, overrides: dict, device: str, out
     detector = OMASGANDetector(preset=preset, config=overrides or None, random_state=seed, device=device)
     detector.fit(split.train)
     minutes = (time.perf_counter() - start) / 60
-    test, validation = detector.ablation_scores(split.test), detector.ablation_scores(split.validation)
-    _add_fused_scores(detector, split, test, validation)
+    scores = {name: detector.ablation_scores(x) for name, x in _query_sets(split).items()}
+    _add_fused_scores(detector, split, scores)
+    test = scores["test"]
     names = {**OMASGAN_SCORES, **FUSED_SCORES}
-    metrics = {name: detection_metrics(test[name], split.test_labels, validation[name]) for name in names}
+    metrics = {name: _metrics({s: v[name] for s, v in scores.items()}, split) for name in names}
     statistics = {name: STATISTICS[f"more_{name}"](split.test) for name in ("ink", "contrast")}
     stem = out / "figures" / f"{split.name}_seed{seed}"
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -220,6 +235,10 @@ def summarise(out: str | Path) -> dict[str, Any]:
         return [run[section][metric] for run in runs if (run.get(section) or {}).get(metric) is not None]
 
     ink, contrast = per_run("spearman_with_ink"), per_run("spearman_with_contrast")
+    validation = {
+        m: [run["methods"][k]["validation_auroc"] for run in runs if "validation_auroc" in run["methods"].get(k, {})]
+        for k, m in named.items()
+    }
     active = [run["task3_boundary_term_active"] for run in runs if run.get("task3_boundary_term_active") is not None]
     header = [
         "AUROC (mean ± SD over seeds; **mean** row over every run). OMASGAN columns per seed; baselines and image "
@@ -230,6 +249,10 @@ def summarise(out: str | Path) -> dict[str, Any]:
     if subsets:
         header.append(f"**Subset:** {'; '.join(subsets)}.")
     header += [
+        "Validation AUROC (held-out normal train images vs the anomaly classes' train images; the number "
+        "configurations are chosen by): "
+        + (", ".join(f"{m} {_mean_sd(v)}" for m, v in validation.items() if v) or "— (no validation anomalies)")
+        + ".",
         "Spearman ρ of each OMASGAN score with total intensity (ink) on the test split: "
         + ", ".join(f"{m} {_mean_sd(v)}" for m, v in ink.items() if v)
         + ".",

@@ -21,6 +21,13 @@ def test_detection_metrics_match_scikit_learn_and_use_the_validation_threshold()
     assert m["threshold"] == pytest.approx(0.475)
     # flagged: 0.8 and 0.7 (both anomalies); missed: 0.3 -> precision 1, recall 2/3
     assert m["f1"] == pytest.approx(0.8)
+    assert "validation_auroc" not in m
+    anomalies = np.array([0.4525, 0.6, 0.9])  # 0.4525 ranks below 10 validation values (0.455 ... 0.5)
+    m = detection_metrics(scores, labels, validation, anomalies)
+    assert m["validation_auroc"] == pytest.approx(roc_auc_score(np.r_[np.zeros(101), np.ones(3)],
+                                                                 np.r_[validation, anomalies]))
+    assert m["validation_auroc"] == pytest.approx(1 - 10 / (3 * 101))
+    assert m["auroc"] == pytest.approx(roc_auc_score(labels, scores))  # the test AUROC is unchanged
 
 
 def test_evaluate_runs_one_class_end_to_end_and_resumes(tmp_path, data_dir, monkeypatch):
@@ -35,11 +42,14 @@ def test_evaluate_runs_one_class_end_to_end_and_resumes(tmp_path, data_dir, monk
     assert set(run["methods"]) == {"detector", "task3_critic", "task1_critic", "feature_knn", "fused"}
     # Issue-7 diagnostics: correlations with image statistics, Task-2 distances, J's B-term activity.
     assert set(run["spearman_with_contrast"]) == set(run["methods"])
+    # Every score also has a validation AUROC (held-out normals vs train-split anomalies).
+    assert all(0.0 <= m["validation_auroc"] <= 1.0 for m in run["methods"].values())
     assert {"boundary_nn_data", "generator_nn_data", "boundary_diversity"} <= set(run["task2_last"])
     assert 0.0 <= run["detector_last"]["detector_boundary_missed"] <= 1.0
     assert run["n_test"] == 1000 and "first 1000" in run["subset"]
     baselines_result = json.loads((out / "baselines" / "cifar10-loo-3.json").read_text())
     assert {"knn5", "isolation_forest", "one_class_svm", "lof", "less_ink"} <= set(baselines_result)
+    assert "validation_auroc" in baselines_result["knn5"]
     table = (out / "results.md").read_text()
     assert "OMASGAN J" in table and "knn5" in table and "**Subset:**" in table
     assert "J + kNN-1 in D's features" in table and "Spearman ρ with contrast" in table

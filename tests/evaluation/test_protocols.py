@@ -23,6 +23,10 @@ def test_leave_one_out_excludes_the_class_and_keeps_the_whole_test_split(data_di
     assert not sevens & _rows(split.train[:5000]) and not sevens & _rows(split.validation)
     assert not _rows(split.train[:3000]) & _rows(split.validation)
     assert 0.04 < len(split.validation) / (len(split.train) + len(split.validation)) < 0.06
+    # Validation anomalies (for choosing configurations): train-split sevens, never test images.
+    assert len(split.validation_anomalies) == len(split.validation)
+    assert _rows(split.validation_anomalies) <= sevens
+    assert not _rows(split.validation_anomalies) & _rows(test.images)
 
 
 def test_one_class_and_out_of_dataset_labels(data_dir):
@@ -32,6 +36,9 @@ def test_one_class_and_out_of_dataset_labels(data_dir):
     ood = out_of_dataset("mnist", "kmnist", data_dir=data_dir)
     assert len(ood.test) == 20000 and ood.test_labels.sum() == 10000 and ood.test_labels[:10000].sum() == 0
     assert len(ood.train) + len(ood.validation) == 60000
+    assert ood.validation_anomalies is None  # no anomalous train split to draw from
+    train = load_dataset("mnist", "train", data_dir_path=data_dir)
+    assert _rows(oc.validation_anomalies) <= _rows(train.images[train.labels != 3])
 
 
 def test_split_is_seeded_and_cifar_subset_is_flagged(data_dir):
