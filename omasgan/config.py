@@ -78,6 +78,9 @@ class DetectorConfig:
     zeta: float = 0.5  # weight of real data among the normal samples (1 - zeta for G')
     lr: float = 2e-4
     input_norm: str = "none"  # "per_sample": J sees each sample standardised (no intensity/contrast shortcut)
+    input_space: str = "pixels"  # "critic_features": J is a head on the frozen Task-1 critic's unit features
+    head: str = "mlp"  # with critic_features: "mlp", or "prototypes" (distance to the nearest learnt prototype)
+    head_size: int = 256  # hidden units of the MLP head, or number of prototypes
 
 
 @dataclass(frozen=True)
@@ -104,10 +107,19 @@ class OMASGANConfig:
             "task2.boundary_space": (self.task2.boundary_space, ("weights", "latent")),
             "task2.nearness_space": (self.task2.nearness_space, ("pixels", "features")),
             "detector.input_norm": (self.detector.input_norm, ("none", "per_sample")),
+            "detector.input_space": (self.detector.input_space, ("pixels", "critic_features")),
+            "detector.head": (self.detector.head, ("mlp", "prototypes")),
         }
         for name, (value, allowed) in choices.items():
             if value not in allowed:
                 raise InvalidInputError(f"{name} must be one of {allowed}, got {value!r}.")
+        if self.detector.input_space == "critic_features" and self.detector.input_norm != "none":
+            raise InvalidInputError(
+                "detector.input_norm must be 'none' with detector.input_space='critic_features': the critic "
+                "was trained on the samples as they are."
+            )
+        if self.detector.head != "mlp" and self.detector.input_space != "critic_features":
+            raise InvalidInputError("detector.head applies to detector.input_space='critic_features' only.")
         if not 0.0 <= self.detector.zeta <= 1.0:
             raise InvalidInputError(f"detector.zeta must be in [0, 1], got {self.detector.zeta}.")
 

@@ -101,6 +101,12 @@ class DistributedContext:
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
         return values / self.world_size
 
+    def broadcast_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Overwrite ``tensor`` in place with rank 0's (e.g. state a rank initialised from its own data)."""
+        if self.active:
+            dist.broadcast(tensor, src=0)
+        return tensor
+
     def gather(self, obj: Any) -> list[Any]:
         """Every rank's ``obj``, in rank order (picklable objects)."""
         if not self.active:

@@ -38,7 +38,7 @@ from omasgan.config import OMASGANConfig
 from omasgan.distributed import DistributedContext, launched_by_torchrun, rank_device
 from omasgan.errors import CheckpointError, InvalidInputError, NonFiniteLossError
 from omasgan.nets import build_nets
-from omasgan.nets.wrappers import LatentShiftGenerator, StandardisedInput
+from omasgan.nets.wrappers import CriticFeatureDetector, LatentShiftGenerator, StandardisedInput
 from omasgan.runtime import Engine, RuntimeOptions
 from omasgan.tasks import BoundaryTrainer, DetectorTrainer, RetrainTrainer, Task1Trainer
 from omasgan.tasks._common import TaskTrainer
@@ -96,6 +96,10 @@ class OMASGANModels:
             return build_nets(tuple(input_shape), config.latent_dim, config.width, config.spectral_norm)
 
         generator, critic, detector = nets()
+        if config.detector.input_space == "critic_features":  # J's own copy of D, loaded from its state
+            detector = CriticFeatureDetector.around(
+                nets()[1], tuple(input_shape), config.detector.head, config.detector.head_size
+            )
         boundary = nets()[0]
         if config.task2.boundary_space == "latent":
             boundary = LatentShiftGenerator(boundary, config.latent_dim)
@@ -360,16 +364,18 @@ class OMASGAN:
 
     def _build_modules(self, input_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
         # Every rank builds the same networks from the same seed (DDP also broadcasts rank 0's weights).
-        if self.modules is not None:
-            generator, critic, detector = self.modules
-            fresh_critic = None
-        else:
-            # Initialisation draws from its own seeded stream, without touching global RNG state outside.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(np.random.SeedSequence([self.config.seed, 99]).generate_state(1)[0]))
-                cfg = self.config
+        # Initialisation draws from its own seeded stream, without touching global RNG state outside.
+        cfg = self.config
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(np.random.SeedSequence([cfg.seed, 99]).generate_state(1)[0]))
+            if self.modules is not None:
+                generator, critic, detector = self.modules
+                fresh_critic = None
+            else:
                 generator, critic, detector = build_nets(input_shape, cfg.latent_dim, cfg.width, cfg.spectral_norm)
                 _, fresh_critic, _ = build_nets(input_shape, cfg.latent_dim, cfg.width, cfg.spectral_norm)
+            if cfg.detector.input_space == "critic_features":  # its head drawn after the networks above
+                detector = CriticFeatureDetector.around(critic, input_shape, cfg.detector.head, cfg.detector.head_size)
         modules = (generator, critic, _detector_input(detector, self.config), fresh_critic)
         return tuple(m.to(self.device) if m is not None else None for m in modules)
 

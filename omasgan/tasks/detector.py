@@ -50,8 +50,19 @@ class DetectorTrainer(TaskTrainer):
         self.models = {"detector": self.detector}
         self.optimizers = {"detector": adam(self.detector, config.lr)}
 
+    def _initialise(self, x: torch.Tensor) -> None:
+        """A prototype head starts at the features of real samples (rank 0's, shared with every rank)."""
+        count = self.config.head_size
+        self.detector.initialise(
+            sample_batch(x, count, self.streams["batch"]), sample_batch(x, max(count, 512), self.streams["batch"])
+        )
+        for tensor in self.detector.head.parameters():
+            self.engine.context.broadcast_(tensor.data)
+
     def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         # Update J: B(z) anomalous, x and G'(z) normal (eq. 6).
+        if self.step_count == 0 and getattr(self.detector, "needs_initialisation", False):
+            self._initialise(x)
         n = self.config.batch_size
         real = sample_batch(x, n, self.streams["batch"])
         with torch.no_grad():

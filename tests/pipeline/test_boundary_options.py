@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from omasgan import divergences
+from omasgan.checkpoint import load_state
 from omasgan.config import OMASGANConfig
 from omasgan.data import bimodal, bimodal_anomalies
 from omasgan.errors import InvalidInputError
 from omasgan.nets import MLPCritic, MLPGenerator
-from omasgan.nets.wrappers import LatentShiftGenerator, StandardisedInput
+from omasgan.nets.wrappers import CriticFeatureDetector, LatentShiftGenerator, PrototypeHead, StandardisedInput
 from omasgan.pipeline import OMASGAN, OMASGANModels, _streams
 from omasgan.runtime import Engine
 from omasgan.tasks.task2 import BoundaryTrainer, boundary_loss, repulsion, statistics_gap
@@ -134,6 +135,43 @@ def test_all_options_train_resume_exactly_and_reload(tmp_path):
     assert isinstance(reloaded.boundary, LatentShiftGenerator) and isinstance(reloaded.detector, StandardisedInput)
     for key, value in reloaded.scores(probe).items():
         torch.testing.assert_close(value, reference[key])
+
+
+@pytest.mark.parametrize("head", ["mlp", "prototypes"])
+def test_critic_feature_detector_trains_a_head_on_the_frozen_task1_critic(tmp_path, head):
+    x = torch.from_numpy(bimodal(1000, random_state=0))
+    probe = torch.from_numpy(bimodal_anomalies(100, random_state=3))
+    config = OMASGANConfig.preset("quick", "vector").with_overrides(
+        {**SMALL, "detector.input_space": "critic_features", "detector.head": head, "detector.head_size": 32})
+    models = OMASGAN(config, tmp_path, device="cpu", verbose=0).fit(x)
+    assert isinstance(models.detector, CriticFeatureDetector) and models.detector.critic is models.critic
+    # J's training moved its head only: D is bit-identical to D at the end of Task 1.
+    after_task1 = load_state(tmp_path / "task1", "cpu")["models"]["critic"]
+    for key, value in models.critic.state_dict().items():
+        assert torch.equal(value, after_task1[key]), key
+    scores = models.scores(probe)
+    assert float(scores["detector"].std()) > 0  # the head learnt something input-dependent
+    reloaded, _ = OMASGANModels.load_run(tmp_path)
+    assert isinstance(reloaded.detector, CriticFeatureDetector)
+    torch.testing.assert_close(reloaded.scores(probe)["detector"], scores["detector"])
+    with pytest.raises(InvalidInputError, match="input_norm"):
+        OMASGANConfig().with_overrides({"detector.input_space": "critic_features", "detector.input_norm": "per_sample"})
+    with pytest.raises(InvalidInputError, match="detector.head"):
+        OMASGANConfig().with_overrides({"detector.head": "prototypes"})  # needs critic features
+
+
+def test_prototype_head_is_calibrated_and_grows_with_the_distance_from_every_prototype():
+    torch.manual_seed(0)
+    head = PrototypeHead(feature_dim=8, count=4)
+    prototypes = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+    calibration = torch.nn.functional.normalize(prototypes.repeat(64, 1) + 0.1 * torch.randn(256, 8), dim=1)
+    head.initialise(prototypes, calibration)
+    logits = head(calibration)
+    assert abs(float(logits.median())) < 1e-4 and float(logits.std()) == pytest.approx(1.0, rel=1e-3)
+    # Moving away from the nearest prototype (towards no other) raises the logit monotonically.
+    direction = torch.nn.functional.normalize(torch.randn(8), dim=0)
+    path = torch.stack([prototypes[0] + t * direction for t in torch.linspace(0, 0.5, 6)])
+    assert torch.all(head(path).diff() > 0)
 
 
 def test_unknown_option_values_are_refused():
