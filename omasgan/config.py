@@ -81,6 +81,7 @@ class DetectorConfig:
     input_space: str = "pixels"  # "critic_features": J is a head on the frozen Task-1 critic's unit features
     head: str = "mlp"  # with critic_features: "mlp", or "prototypes" (distance to the nearest learnt prototype)
     head_size: int = 256  # hidden units of the MLP head, or number of prototypes
+    augment: str = "none"  # "strokes": real samples randomly thickened/thinned (images), so ink is no cue
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class OMASGANConfig:
             "detector.input_norm": (self.detector.input_norm, ("none", "per_sample")),
             "detector.input_space": (self.detector.input_space, ("pixels", "critic_features")),
             "detector.head": (self.detector.head, ("mlp", "prototypes")),
+            "detector.augment": (self.detector.augment, ("none", "strokes")),
         }
         for name, (value, allowed) in choices.items():
             if value not in allowed:

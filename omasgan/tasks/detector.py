@@ -11,7 +11,25 @@ from omasgan.config import DetectorConfig
 from omasgan.runtime import Engine
 from omasgan.tasks._common import TaskTrainer, adam, sample_batch
 
-__all__ = ["DetectorTrainer", "detector_loss"]
+__all__ = ["DetectorTrainer", "detector_loss", "stroke_augment"]
+
+
+def stroke_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each image's strokes thickened or thinned by a random amount (detector.augment="strokes").
+
+    A partial 3x3 grey-level dilation or erosion, x + t (op(x) - x) with t ~ U(0, 1) and the op drawn per
+    sample (dilate, erode, or none), changes the total intensity while keeping the shape: J sees thick and
+    thin versions of normal samples as normal, so stroke weight alone cannot make a sample anomalous.
+    """
+    if x.dim() != 4:
+        return x  # vectors: no strokes
+    n = x.shape[0]
+    op = torch.randint(0, 3, (n,), generator=generator).to(x.device)
+    amount = torch.rand(n, generator=generator).to(x.device, x.dtype).view(n, 1, 1, 1)
+    dilated = F.max_pool2d(x, 3, stride=1, padding=1)
+    eroded = -F.max_pool2d(-x, 3, stride=1, padding=1)
+    target = torch.where((op == 1).view(n, 1, 1, 1), dilated, torch.where((op == 2).view(n, 1, 1, 1), eroded, x))
+    return x + amount * (target - x)
 
 
 def detector_loss(j_b: torch.Tensor, j_x: torch.Tensor, j_gp: torch.Tensor, *, zeta: float) -> dict[str, torch.Tensor]:
@@ -65,6 +83,8 @@ class DetectorTrainer(TaskTrainer):
             self._initialise(x)
         n = self.config.batch_size
         real = sample_batch(x, n, self.streams["batch"])
+        if self.config.augment == "strokes":
+            real = stroke_augment(real, self.streams["batch"])
         with torch.no_grad():
             b, gp = self.B(self.latent(n)), self.G_prime(self.latent(n))
         j_b = self.J(b)

@@ -16,6 +16,7 @@ from omasgan.nets import MLPCritic, MLPGenerator
 from omasgan.nets.wrappers import CriticFeatureDetector, LatentShiftGenerator, PrototypeHead, StandardisedInput
 from omasgan.pipeline import OMASGAN, OMASGANModels, _streams
 from omasgan.runtime import Engine
+from omasgan.tasks.detector import stroke_augment
 from omasgan.tasks.task2 import BoundaryTrainer, boundary_loss, repulsion, statistics_gap
 
 OPTIONS = {
@@ -172,6 +173,24 @@ def test_prototype_head_is_calibrated_and_grows_with_the_distance_from_every_pro
     direction = torch.nn.functional.normalize(torch.randn(8), dim=0)
     path = torch.stack([prototypes[0] + t * direction for t in torch.linspace(0, 0.5, 6)])
     assert torch.all(head(path).diff() > 0)
+
+
+def test_stroke_augment_thickens_or_thins_images_and_leaves_vectors_alone():
+    torch.manual_seed(0)
+    images = -torch.ones(64, 1, 12, 12)
+    images[:, :, 3:9, 5:7] = 1.0  # a vertical stroke, 2 px wide
+    out = stroke_augment(images, torch.Generator().manual_seed(1))
+    assert torch.equal(out, stroke_augment(images, torch.Generator().manual_seed(1)))  # seeded
+    ink_change = (out - images).flatten(1).mean(1)
+    assert (ink_change > 1e-3).any() and (ink_change < -1e-3).any() and (ink_change.abs() < 1e-7).any()
+    assert out.min() >= -1 and out.max() <= 1
+    # Dilation only brightens pixels next to the stroke; erosion only darkens the stroke itself.
+    background = images < 0
+    thicker, thinner = ink_change > 0, ink_change < 0
+    assert torch.all((out - images)[thicker][~background[thicker]] == 0)
+    assert torch.all((out - images)[thinner][background[thinner]] == 0)
+    vectors = torch.randn(8, 5)
+    assert stroke_augment(vectors, torch.Generator().manual_seed(1)) is vectors
 
 
 def test_unknown_option_values_are_refused():
