@@ -65,9 +65,9 @@ def _fmt(values: list[float]) -> str:
 
 def table(out: Path, variants: list[str]) -> str:
     lines = [
-        "| variant | J | C | kNN-1 in D's features | J + kNN-1 (D) | digits with J < 0.5 | ρ(J, ink) | ρ(J, contrast) "
-        "| B nn-dist | G nn-dist | B diversity | overrides |",
-        "|" + "---|" * 12,
+        "| variant | J | J (validation) | C | kNN-1 in D's features | J + kNN-1 (D) | digits with J < 0.5 | ρ(J, ink) "
+        "| ρ(J, contrast) | B nn-dist | G nn-dist | B diversity | overrides |",
+        "|" + "---|" * 13,
     ]
     baselines: dict[str, list[float]] = {}
     for name in variants:
@@ -76,12 +76,16 @@ def table(out: Path, variants: list[str]) -> str:
             continue
         auroc = {c: [r["methods"][c]["auroc"] for r in runs if c in r["methods"]] for c in COLUMNS}
         below = sum(a < 0.5 for a in auroc["detector"])
+        # Recorded before the validation protocol existed: "—".
+        validation = [
+            r["methods"]["detector"]["validation_auroc"] for r in runs if "validation_auroc" in r["methods"]["detector"]
+        ]
         rho_ink = [r["spearman_with_ink"]["detector"] for r in runs]
         rho_contrast = [r["spearman_with_contrast"]["detector"] for r in runs if "spearman_with_contrast" in r]
         task2 = [r["task2_last"] for r in runs if r.get("task2_last")]
         lines.append(
-            f"| {name} ({len(runs)} runs) | "
-            + " | ".join(_fmt(auroc[c]) for c in COLUMNS)
+            f"| {name} ({len(runs)} runs) | {_fmt(auroc['detector'])} | {_fmt(validation)} | "
+            + " | ".join(_fmt(auroc[c]) for c in COLUMNS[1:])
             + f" | {below} | {_fmt(rho_ink)} | {_fmt(rho_contrast)} | "
             + " | ".join(
                 _fmt([t[k] for t in task2 if k in t])
@@ -100,7 +104,44 @@ def table(out: Path, variants: list[str]) -> str:
         + ", ".join(f"{b} {_fmt(v)}" for b, v in per_baseline.items())
         + ".",
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _per_digit(out, variants)) + "\n"
+
+
+def _per_digit(out: Path, variants: list[str]) -> list[str]:
+    """J's test AUROC per digit (seed 0) for each variant, with kNN-5 and "less ink", and C's active B share."""
+    runs = {
+        name: {r["split"]: r for r in map(json.loads, map(Path.read_text, (out / name / "runs").glob("*_seed0.json")))}
+        for name in variants
+    }
+    runs = {name: by_split for name, by_split in runs.items() if by_split}
+    splits = sorted({s for by_split in runs.values() for s in by_split}, key=lambda s: (len(s), s))
+    lines = [
+        "",
+        "J's test AUROC per digit (seed 0):",
+        "",
+        "| digit | " + " | ".join([*runs, "kNN-5", "less ink"]) + " |",
+    ]
+    lines.append("|" + "---|" * (len(runs) + 3))
+    for split in splits:
+        cells = [
+            f"{by_split[split]['methods']['detector']['auroc']:.3f}" if split in by_split else "—"
+            for by_split in runs.values()
+        ]
+        baseline_paths = [out / name / "baselines" / f"{split}.json" for name in runs]
+        found = [json.loads(p.read_text()) for p in baseline_paths if p.exists()]
+        cells += [f"{found[0][b]['auroc']:.3f}" if found else "—" for b in ("knn5", "less_ink")]
+        lines.append(f"| {split.rsplit('-', 1)[-1]} | " + " | ".join(cells) + " |")
+    shares = []
+    for name, by_split in runs.items():
+        active = [
+            r["task3_boundary_term_active"]
+            for r in by_split.values()
+            if r.get("task3_boundary_term_active") is not None
+        ]
+        if active:
+            shares.append(f"{name} {min(active):.3f}–{max(active):.3f}")
+    lines += ["", "Share of B samples inside C's margin (Task 3), min–max over digits: " + ", ".join(shares) + "."]
+    return lines
 
 
 def main() -> None:
@@ -110,10 +151,11 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results" / "ablation_mnist_loo"))
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--table-only", action="store_true", help="rewrite ablation.md from the recorded runs")
     args = parser.parse_args()
     out = Path(args.out)
     variants = args.variants.split(",")
-    for name in variants:
+    for name in [] if args.table_only else variants:
         evaluate(
             "mnist",
             "loo",
