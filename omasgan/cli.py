@@ -68,7 +68,7 @@ def _parse_targets(text: str) -> list:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from omasgan.evaluation.runner import evaluate
 
-    overrides = _parse_params(args.set)
+    overrides = _overrides(args)
     evaluate(
         args.dataset,
         args.protocol,
@@ -92,7 +92,7 @@ def _load_config(args: argparse.Namespace, kind: str):
         config = OMASGANConfig.from_json(open(args.config).read())
     else:
         config = OMASGANConfig.preset(args.preset, kind)
-    return config.with_overrides(_parse_params(args.set))
+    return config.with_overrides(_overrides(args))
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -159,6 +159,16 @@ def _flatten(data: dict, prefix: str = "") -> dict:
     return flat
 
 
+_PAPER_RECIPE_HELP = "the paper's J instead of the image presets' (omasgan.config.PAPER_RECIPE; before --set)"
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    """--paper-recipe, then every --set, as dotted-key overrides."""
+    from omasgan.config import PAPER_RECIPE
+
+    return {**(PAPER_RECIPE if args.paper_recipe else {}), **_parse_params(args.set)}
+
+
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="quick", choices=["quick", "paper"])
     parser.add_argument("--config", help="a configuration JSON file (as `omasgan config` prints)")
@@ -169,6 +179,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override one field, e.g. --set task2.mu=1.0 (repeatable)",
     )
+    parser.add_argument("--paper-recipe", action="store_true", help=_PAPER_RECIPE_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seeds", default="0")
     ev.add_argument("--preset", default="quick", choices=["quick", "paper"])
     ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="configuration override")
+    ev.add_argument("--paper-recipe", action="store_true", help=_PAPER_RECIPE_HELP)
     ev.add_argument("--data-dir", help="folder holding the dataset folders (default: $OMASGAN_DATA)")
     ev.add_argument("--out", default="evaluation")
     ev.add_argument("--device", default="auto")

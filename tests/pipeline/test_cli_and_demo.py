@@ -35,6 +35,10 @@ def test_cli_config_prints_a_preset_with_overrides():
     assert config["task2"]["mu"] == 1.5 and config["seed"] == 7 and config["task2"]["pool_size"] == 4096
     bad = _omasgan("config", "--set", "task2.muu=1")
     assert bad.returncode == 2 and "unknown configuration field 'task2.muu'" in bad.stderr
+    image = json.loads(_omasgan("config").stdout)["detector"]
+    paper = json.loads(_omasgan("config", "--paper-recipe", "--set", "detector.steps=9").stdout)["detector"]
+    assert (image["input_space"], image["head"]) == ("critic_features", "prototypes")
+    assert (paper["input_space"], paper["head"], paper["steps"]) == ("pixels", "mlp", 9)
 
 
 def test_cli_fit_reads_a_config_file_and_saves_a_loadable_detector(tmp_path):
