@@ -207,16 +207,20 @@ _PAPER_VECTOR = OMASGANConfig(
     task3=Task3Config(steps=1500, batch_size=256),
     detector=DetectorConfig(steps=1500, batch_size=256),
 ).to_dict()
-_QUICK_IMAGE = OMASGANConfig(
-    latent_dim=64,
-    width=32,
-    log_every=25,
-    checkpoint_every=250,
-    task1=Task1Config(steps=1500, batch_size=64),
-    task2=Task2Config(steps=300, batch_size=64, pool_size=512),
-    task3=Task3Config(steps=500, batch_size=64),
-    detector=DetectorConfig(steps=500, batch_size=64),
-).with_overrides(IMAGE_DEFAULTS).to_dict()
+_QUICK_IMAGE = (
+    OMASGANConfig(
+        latent_dim=64,
+        width=32,
+        log_every=25,
+        checkpoint_every=250,
+        task1=Task1Config(steps=1500, batch_size=64),
+        task2=Task2Config(steps=300, batch_size=64, pool_size=512),
+        task3=Task3Config(steps=500, batch_size=64),
+        detector=DetectorConfig(steps=500, batch_size=64),
+    )
+    .with_overrides(IMAGE_DEFAULTS)
+    .to_dict()
+)
 _QUICK_VECTOR = OMASGANConfig(
     latent_dim=8,  # measured on the 2-D demo data: latent 2 left G mode-collapsed onto a line (J AUROC 0.59)
     width=64,
