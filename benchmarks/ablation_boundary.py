@@ -167,7 +167,8 @@ def main() -> None:
             device=args.device,
             verbose=1,
         )
-        (out / "ablation.md").write_text(table(out, variants))
+        (out / "ablation.md").write_text(table(out, variants))  # after each variant: partial results survive
+    (out / "ablation.md").write_text(table(out, variants))
     print((out / "ablation.md").read_text())
 
 
