@@ -28,8 +28,9 @@ from omasgan.checkpoint import atomic_write_text, checkpoint_files
 from omasgan.config import PAPER_RECIPE
 from omasgan.data.protocols import make_split
 from omasgan.detector import OMASGANDetector
-from omasgan.evaluation.baselines import STATISTICS, knn
-from omasgan.evaluation.metrics import detection_metrics, spearman
+from omasgan.evaluation.baselines import STATISTICS
+from omasgan.evaluation.metrics import spearman
+from omasgan.evaluation.runner import baseline_metrics, split_metrics
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REUSED_TASKS = ("task1", "task2", "task3")
@@ -80,26 +81,13 @@ def _reuse_tasks(base_dir: Path, run_dir: Path, detector: OMASGANDetector) -> No
 
 def _baselines(split, path: Path) -> None:
     """kNN-5 on pixels and the intensity / contrast statistics, on the same split and query sets."""
-    if path.exists():
-        return
-    sets = (split.test, split.validation, split.validation_anomalies)
-    scores = {"knn5": knn(split.train, *sets)}
-    scores.update({name: [statistic(x) for x in sets] for name, statistic in STATISTICS.items()})
-    metrics = {name: detection_metrics(t, split.test_labels, v, a) for name, (t, v, a) in scores.items()}
-    atomic_write_text(path, json.dumps(metrics, indent=1))
+    if not path.exists():
+        atomic_write_text(path, json.dumps(baseline_metrics(split, names=["knn5"]), indent=1))
 
 
 def _completed(run_dir: Path) -> bool:
     state = run_dir / "state.json"
     return state.exists() and set(REUSED_TASKS) <= set(json.loads(state.read_text())["completed"])
-
-
-def _scores(detector: OMASGANDetector, split) -> dict[str, np.ndarray]:
-    return {
-        "test": detector.anomaly_score(split.test),
-        "validation": detector.anomaly_score(split.validation),
-        "validation_anomalies": detector.anomaly_score(split.validation_anomalies),
-    }
 
 
 def run(base: str, variants: list[str], classes: list[int], seeds: list[int], cache: Path, out: Path) -> None:
@@ -125,7 +113,7 @@ def run(base: str, variants: list[str], classes: list[int], seeds: list[int], ca
                 _reuse_tasks(base_dir, run_dir, detector)
                 start = time.perf_counter()
                 detector.fit(split.train)
-                scores = _scores(detector, split)
+                scores = {name: detector.anomaly_score(x) for name, x in split.query_sets().items()}
                 result = {
                     "split": split.name,
                     "seed": seed,
@@ -133,9 +121,7 @@ def run(base: str, variants: list[str], classes: list[int], seeds: list[int], ca
                     "overrides": DETECTOR_VARIANTS[name],
                     "minutes_detector": (time.perf_counter() - start) / 60,
                     "minutes_base": base_minutes,
-                    **detection_metrics(
-                        scores["test"], split.test_labels, scores["validation"], scores["validation_anomalies"]
-                    ),
+                    **split_metrics(scores, split),
                     "spearman_with_ink": spearman(scores["test"], STATISTICS["more_ink"](split.test)),
                 }
                 atomic_write_text(path, json.dumps(result, indent=1))

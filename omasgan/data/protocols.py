@@ -35,6 +35,13 @@ class Split:
     subset: str | None = None
     validation_anomalies: np.ndarray | None = None
 
+    def query_sets(self) -> dict[str, np.ndarray]:
+        """What a detector is scored on: "test", "validation" (normal) and, if any, "validation_anomalies"."""
+        sets = {"test": self.test, "validation": self.validation}
+        if self.validation_anomalies is not None:
+            sets["validation_anomalies"] = self.validation_anomalies
+        return sets
+
 
 def _hold_out(images: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.random.default_rng(seed).permutation(len(images))

@@ -27,7 +27,7 @@ from omasgan.evaluation.baselines import STATISTICS, run_baselines
 from omasgan.evaluation.metrics import detection_metrics, spearman
 from omasgan.plots import model_samples
 
-__all__ = ["evaluate", "summarise"]
+__all__ = ["baseline_metrics", "evaluate", "split_metrics", "summarise"]
 
 OMASGAN_SCORES = {"detector": "OMASGAN J", "task3_critic": "Task-3 critic C", "task1_critic": "Task-1 critic D"}
 # Named scoring options built on the trained networks (issue 7), reported next to J, never in its place.
@@ -64,18 +64,19 @@ def _figures(split: Split, scores: dict[str, np.ndarray], path_stem: Path) -> No
     plt.close(fig)
 
 
-def _query_sets(split: Split) -> dict[str, np.ndarray]:
-    """What every score is computed on: the test split, normal validation and (if any) validation anomalies."""
-    sets = {"test": split.test, "validation": split.validation}
-    if split.validation_anomalies is not None:
-        sets["validation_anomalies"] = split.validation_anomalies
-    return sets
-
-
-def _metrics(scores: dict[str, np.ndarray], split: Split) -> dict[str, float]:
-    """detection_metrics of one score given its values on each query set."""
+def split_metrics(scores: dict[str, np.ndarray], split: Split) -> dict[str, float]:
+    """detection_metrics of one score given its values on each of ``split.query_sets()``."""
     anomalies = scores.get("validation_anomalies")
     return detection_metrics(scores["test"], split.test_labels, scores["validation"], anomalies)
+
+
+def baseline_metrics(split: Split, names: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """Metrics of the classical baselines (``names``, all by default) and the image statistics on ``split``."""
+    sets = split.query_sets()
+    scores = run_baselines(split.train, *sets.values(), names=names)
+    for name, statistic in STATISTICS.items():
+        scores[name] = tuple(statistic(x) for x in sets.values())
+    return {name: split_metrics(dict(zip(sets, values, strict=True)), split) for name, values in scores.items()}
 
 
 def _add_fused_scores(detector: OMASGANDetector, split: Split, scores: dict[str, dict[str, np.ndarray]]) -> None:
@@ -85,7 +86,7 @@ def _add_fused_scores(detector: OMASGANDetector, split: Split, scores: dict[str,
 
     rng = np.random.default_rng(0)
     bank = split.train[rng.choice(len(split.train), min(FEATURE_BANK, len(split.train)), replace=False)]
-    sets = _query_sets(split)
+    sets = split.query_sets()
     for name, values in zip(sets, feature_knn_scores(detector.models_, bank, *sets.values()), strict=True):
         scores[name]["feature_knn"] = values
     normal = {k: scores["validation"][k] for k in ("detector", "feature_knn")}
@@ -98,11 +99,7 @@ def _baselines(split: Split, out: Path) -> dict[str, Any]:
     if path.exists():
         return json.loads(path.read_text())
     start = time.perf_counter()
-    sets = _query_sets(split)
-    scores = run_baselines(split.train, *sets.values())
-    for name, statistic in STATISTICS.items():
-        scores[name] = tuple(statistic(x) for x in sets.values())
-    result = {name: _metrics(dict(zip(sets, values, strict=True)), split) for name, values in scores.items()}
+    result: dict[str, Any] = baseline_metrics(split)
     result["_minutes"] = (time.perf_counter() - start) / 60
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(result, indent=1))
@@ -114,11 +111,11 @@ def _run(split: Split, seed: int, preset: str, overrides: dict, device: str, out
     detector = OMASGANDetector(preset=preset, config=overrides or None, random_state=seed, device=device)
     detector.fit(split.train)
     minutes = (time.perf_counter() - start) / 60
-    scores = {name: detector.ablation_scores(x) for name, x in _query_sets(split).items()}
+    scores = {name: detector.ablation_scores(x) for name, x in split.query_sets().items()}
     _add_fused_scores(detector, split, scores)
     test = scores["test"]
     names = {**OMASGAN_SCORES, **FUSED_SCORES}
-    metrics = {name: _metrics({s: v[name] for s, v in scores.items()}, split) for name in names}
+    metrics = {name: split_metrics({s: v[name] for s, v in scores.items()}, split) for name in names}
     statistics = {name: STATISTICS[f"more_{name}"](split.test) for name in ("ink", "contrast")}
     stem = out / "figures" / f"{split.name}_seed{seed}"
     stem.parent.mkdir(parents=True, exist_ok=True)
