@@ -92,7 +92,7 @@ def _load_config(args: argparse.Namespace, kind: str):
         config = OMASGANConfig.from_json(open(args.config).read())
     else:
         config = OMASGANConfig.preset(args.preset, kind)
-    return config.with_overrides(_overrides(args))
+    return config.with_overrides(_overrides(args, kind))
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -159,14 +159,17 @@ def _flatten(data: dict, prefix: str = "") -> dict:
     return flat
 
 
-_PAPER_RECIPE_HELP = "the paper's J instead of the image presets' (omasgan.config.PAPER_RECIPE; before --set)"
+_PAPER_RECIPE_HELP = (
+    "images: the paper's J instead of the presets' (omasgan.config.PAPER_RECIPE, before --set); vectors already use it"
+)
 
 
-def _overrides(args: argparse.Namespace) -> dict:
-    """--paper-recipe, then every --set, as dotted-key overrides."""
+def _overrides(args: argparse.Namespace, kind: str = "image") -> dict:
+    """--paper-recipe (image data only: the vector presets keep the paper's J), then every --set."""
     from omasgan.config import PAPER_RECIPE
 
-    return {**(PAPER_RECIPE if args.paper_recipe else {}), **_parse_params(args.set)}
+    paper = PAPER_RECIPE if args.paper_recipe and kind == "image" else {}
+    return {**paper, **_parse_params(args.set)}
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:

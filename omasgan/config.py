@@ -193,7 +193,8 @@ IMAGE_DEFAULTS: dict[str, Any] = {
     "detector.head": "prototypes",
     "detector.lr": 5e-5,
 }
-# The paper's recipe for the fields above: ``preset(...).with_overrides(PAPER_RECIPE)`` undoes IMAGE_DEFAULTS.
+# The paper's recipe for the fields above: ``preset(..., "image").with_overrides(PAPER_RECIPE)`` undoes
+# IMAGE_DEFAULTS. For image presets only: the vector presets never had IMAGE_DEFAULTS (and their own J lr).
 PAPER_RECIPE: dict[str, Any] = {"detector.input_space": "pixels", "detector.head": "mlp", "detector.lr": 2e-4}
 
 _PAPER_IMAGE = OMASGANConfig().with_overrides(IMAGE_DEFAULTS).to_dict()

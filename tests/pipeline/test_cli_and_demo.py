@@ -39,6 +39,8 @@ def test_cli_config_prints_a_preset_with_overrides():
     paper = json.loads(_omasgan("config", "--paper-recipe", "--set", "detector.steps=9").stdout)["detector"]
     assert (image["input_space"], image["head"]) == ("critic_features", "prototypes")
     assert (paper["input_space"], paper["head"], paper["steps"]) == ("pixels", "mlp", 9)
+    vector = json.loads(_omasgan("config", "--kind", "vector", "--paper-recipe").stdout)["detector"]
+    assert vector == json.loads(_omasgan("config", "--kind", "vector").stdout)["detector"]  # lr 1e-3 kept
 
 
 def test_cli_fit_reads_a_config_file_and_saves_a_loadable_detector(tmp_path):
