@@ -38,6 +38,13 @@ REUSED_TASKS = ("task1", "task2", "task3")
 # J's options on top of the base variant's Tasks 1-3. Each starts from the paper's J (PAPER_RECIPE), so a
 # variant means the same whatever the presets' defaults; "critic_prototypes_slow" is IMAGE_DEFAULTS.
 PROTOTYPES = {**PAPER_RECIPE, "detector.input_space": "critic_features", "detector.head": "prototypes"}
+NEIGHBOURS = {
+    **PAPER_RECIPE,
+    "detector.input_space": "critic_features",
+    "detector.head": "neighbours",
+    "detector.head_size": 65536,
+    "detector.input_norm": "none",
+}
 DETECTOR_VARIANTS: dict[str, dict] = {
     "pixels": {**PAPER_RECIPE, "detector.input_norm": "none"},
     "pixels_standardised": {**PAPER_RECIPE, "detector.input_norm": "per_sample"},
@@ -54,6 +61,11 @@ DETECTOR_VARIANTS: dict[str, dict] = {
     # Control: the prototype head as initialised (nearest-prototype distance), J's training switched off
     # (lr 0), to measure what training against B's samples adds.
     "critic_prototypes_untrained": {**PROTOTYPES, "detector.input_norm": "none", "detector.lr": 0.0},
+    # Every training sample J does not train on stored (up to 65536), in 128 principal components; J learns
+    # the metric, temperature and calibration against B's samples.
+    "critic_neighbours": {**NEIGHBOURS, "detector.lr": 1e-3},
+    "critic_neighbours_data_only": {**NEIGHBOURS, "detector.lr": 1e-3, "detector.zeta": 1.0},
+    "critic_neighbours_untrained": {**NEIGHBOURS, "detector.lr": 0.0},  # control: B unused
 }
 
 
@@ -161,9 +173,10 @@ def table(out: Path, variants: list[str]) -> str:
     for name in ("knn5", "less_ink", "more_ink"):
         values = [b[name] for b in baselines.values()]
         test = [m["auroc"] for m in values]
+        rho = [m["spearman_with_ink"] for m in values if "spearman_with_ink" in m]  # not for the statistics
         lines.append(
             f"| baseline: {name} | {_fmt([m['validation_auroc'] for m in values])} | {_fmt(test)} | "
-            f"{sum(a < 0.5 for a in test)} | | |"
+            f"{sum(a < 0.5 for a in test)} | {_fmt(rho) if len(rho) == len(values) else ''} | |"
         )
     lines += ["", "Test AUROC per digit (seed 0; validation AUROC in the per-run JSON):", ""]
     lines.append("| split | " + " | ".join([*runs, "kNN-5", "less ink"]) + " |")

@@ -88,8 +88,11 @@ class DetectorConfig:
     lr: float = 2e-4
     input_norm: str = "none"  # "per_sample": J sees each sample standardised (no intensity/contrast shortcut)
     input_space: str = "pixels"  # "critic_features": J is a head on the frozen Task-1 critic's unit features
-    head: str = "mlp"  # with critic_features: "mlp", or "prototypes" (distance to the nearest learnt prototype)
-    head_size: int = 256  # hidden units of the MLP head, or number of prototypes
+    # With critic_features: "mlp"; "prototypes" (distance to the nearest learnt prototype); "neighbours"
+    # (distance to the nearest stored training sample, in a learnt metric).
+    head: str = "mlp"
+    head_size: int = 256  # hidden units of the MLP head, number of prototypes, or most samples stored
+    feature_rank: int = 128  # "neighbours": principal components of the critic's features kept
     augment: str = "none"  # "strokes": real samples randomly thickened/thinned (images), so ink is no cue
 
 
@@ -118,7 +121,7 @@ class OMASGANConfig:
             "task2.nearness_space": (self.task2.nearness_space, ("pixels", "features")),
             "detector.input_norm": (self.detector.input_norm, ("none", "per_sample")),
             "detector.input_space": (self.detector.input_space, ("pixels", "critic_features")),
-            "detector.head": (self.detector.head, ("mlp", "prototypes")),
+            "detector.head": (self.detector.head, ("mlp", "prototypes", "neighbours")),
             "detector.augment": (self.detector.augment, ("none", "strokes")),
         }
         for name, (value, allowed) in choices.items():
@@ -131,6 +134,8 @@ class OMASGANConfig:
             )
         if self.detector.head != "mlp" and self.detector.input_space != "critic_features":
             raise InvalidInputError("detector.head applies to detector.input_space='critic_features' only.")
+        if self.detector.head_size < 1 or self.detector.feature_rank < 1:
+            raise InvalidInputError("detector.head_size and detector.feature_rank must be positive.")
         if not 0.0 <= self.detector.zeta <= 1.0:
             raise InvalidInputError(f"detector.zeta must be in [0, 1], got {self.detector.zeta}.")
 

@@ -97,9 +97,7 @@ class OMASGANModels:
 
         generator, critic, detector = nets()
         if config.detector.input_space == "critic_features":  # J's own copy of D, loaded from its state
-            detector = CriticFeatureDetector.around(
-                nets()[1], tuple(input_shape), config.detector.head, config.detector.head_size
-            )
+            detector = _feature_detector(nets()[1], tuple(input_shape), config)
         boundary = nets()[0]
         if config.task2.boundary_space == "latent":
             boundary = LatentShiftGenerator(boundary, config.latent_dim)
@@ -178,6 +176,12 @@ class OMASGANModels:
                 network, sign = networks[name]
                 out[name].append(sign * network(chunk).float().cpu())
         return {k: torch.cat(v) for k, v in out.items()}
+
+
+def _feature_detector(critic: nn.Module, input_shape: tuple[int, ...], config: OMASGANConfig) -> nn.Module:
+    """J as a head on ``critic``'s features (detector.input_space="critic_features"), as configured."""
+    cfg = config.detector
+    return CriticFeatureDetector.around(critic, input_shape, cfg.head, cfg.head_size, cfg.feature_rank)
 
 
 def _detector_input(detector: nn.Module, config: OMASGANConfig) -> nn.Module:
@@ -375,7 +379,7 @@ class OMASGAN:
                 generator, critic, detector = build_nets(input_shape, cfg.latent_dim, cfg.width, cfg.spectral_norm)
                 _, fresh_critic, _ = build_nets(input_shape, cfg.latent_dim, cfg.width, cfg.spectral_norm)
             if cfg.detector.input_space == "critic_features":  # its head drawn after the networks above
-                detector = CriticFeatureDetector.around(critic, input_shape, cfg.detector.head, cfg.detector.head_size)
+                detector = _feature_detector(critic, input_shape, cfg)
         modules = (generator, critic, _detector_input(detector, self.config), fresh_critic)
         return tuple(m.to(self.device) if m is not None else None for m in modules)
 

@@ -71,12 +71,18 @@ def split_metrics(scores: dict[str, np.ndarray], split: Split) -> dict[str, floa
 
 
 def baseline_metrics(split: Split, names: list[str] | None = None) -> dict[str, dict[str, float]]:
-    """Metrics of the classical baselines (``names``, all by default) and the image statistics on ``split``."""
+    """Metrics of the classical baselines (``names``, all by default) and the image statistics on ``split``;
+    each baseline also gets the Spearman correlation of its test scores with the test samples' ink."""
     sets = split.query_sets()
     scores = run_baselines(split.train, *sets.values(), names=names)
+    ink = STATISTICS["more_ink"](split.test)
+    out = {}
+    for name, values in scores.items():
+        by_set = dict(zip(sets, values, strict=True))
+        out[name] = {**split_metrics(by_set, split), "spearman_with_ink": spearman(by_set["test"], ink)}
     for name, statistic in STATISTICS.items():
-        scores[name] = tuple(statistic(x) for x in sets.values())
-    return {name: split_metrics(dict(zip(sets, values, strict=True)), split) for name, values in scores.items()}
+        out[name] = split_metrics({key: statistic(x) for key, x in sets.items()}, split)
+    return out
 
 
 def _add_fused_scores(detector: OMASGANDetector, split: Split, scores: dict[str, dict[str, np.ndarray]]) -> None:

@@ -69,20 +69,36 @@ class DetectorTrainer(TaskTrainer):
         self.optimizers = {"detector": adam(self.detector, config.lr)}
 
     def _initialise(self, x: torch.Tensor) -> None:
-        """A prototype head starts at the features of real samples (rank 0's, shared with every rank)."""
+        """A prototype head starts at the features of real samples; a neighbour head stores real samples
+        and J's real batches come from the others (a stored sample's own distance is zero). Rank 0's
+        start is shared with every rank."""
         count = self.config.head_size
-        self.detector.initialise(
-            sample_batch(x, count, self.streams["batch"]), sample_batch(x, max(count, 512), self.streams["batch"])
-        )
-        for tensor in self.detector.head.parameters():
+        if getattr(self.detector, "stores_samples", False):
+            order = torch.randperm(x.shape[0], generator=self.streams["batch"]).to(x.device)
+            stored = min(count, x.shape[0] - max(1, x.shape[0] // 10))  # at least a tenth left for training
+            self.buffers["real_index"] = order[stored:]
+            self.detector.initialise(x[order[:stored]], x[order[stored:][:2048]])
+        else:
+            self.detector.initialise(
+                sample_batch(x, count, self.streams["batch"]), sample_batch(x, max(count, 512), self.streams["batch"])
+            )
+        for tensor in [*self.detector.head.parameters(), *self.detector.head.buffers()]:
             self.engine.context.broadcast_(tensor.data)
+
+    def _real_batch(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        """n real samples: from all of x, or from those a neighbour head does not store."""
+        pool = self.buffers.get("real_index")
+        if pool is None:
+            return sample_batch(x, n, self.streams["batch"])
+        pick = torch.randint(0, pool.shape[0], (n,), generator=self.streams["batch"])
+        return x[pool[pick.to(pool.device)]]
 
     def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         # Update J: B(z) anomalous, x and G'(z) normal (eq. 6).
         if self.step_count == 0 and getattr(self.detector, "needs_initialisation", False):
             self._initialise(x)
         n = self.config.batch_size
-        real = sample_batch(x, n, self.streams["batch"])
+        real = self._real_batch(x, n)
         if self.config.augment == "strokes":
             real = stroke_augment(real, self.streams["batch"])
         with torch.no_grad():

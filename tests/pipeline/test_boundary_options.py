@@ -13,7 +13,13 @@ from omasgan.config import IMAGE_DEFAULTS, PAPER_RECIPE, OMASGANConfig
 from omasgan.data import bimodal, bimodal_anomalies
 from omasgan.errors import InvalidInputError
 from omasgan.nets import MLPCritic, MLPGenerator
-from omasgan.nets.wrappers import CriticFeatureDetector, LatentShiftGenerator, PrototypeHead, StandardisedInput
+from omasgan.nets.wrappers import (
+    CriticFeatureDetector,
+    LatentShiftGenerator,
+    NeighbourHead,
+    PrototypeHead,
+    StandardisedInput,
+)
 from omasgan.pipeline import OMASGAN, OMASGANModels, _streams
 from omasgan.runtime import Engine
 from omasgan.tasks.detector import stroke_augment
@@ -138,7 +144,7 @@ def test_all_options_train_resume_exactly_and_reload(tmp_path):
         torch.testing.assert_close(value, reference[key])
 
 
-@pytest.mark.parametrize("head", ["mlp", "prototypes"])
+@pytest.mark.parametrize("head", ["mlp", "prototypes", "neighbours"])
 def test_critic_feature_detector_trains_a_head_on_the_frozen_task1_critic(tmp_path, head):
     x = torch.from_numpy(bimodal(1000, random_state=0))
     probe = torch.from_numpy(bimodal_anomalies(100, random_state=3))
@@ -173,6 +179,50 @@ def test_prototype_head_is_calibrated_and_grows_with_the_distance_from_every_pro
     direction = torch.nn.functional.normalize(torch.randn(8), dim=0)
     path = torch.stack([prototypes[0] + t * direction for t in torch.linspace(0, 0.5, 6)])
     assert torch.all(head(path).diff() > 0)
+
+
+def test_neighbour_head_is_calibrated_and_measures_the_distance_to_the_nearest_stored_sample():
+    torch.manual_seed(0)
+    stored = torch.nn.functional.normalize(torch.randn(300, 16), dim=1)
+    calibration = torch.nn.functional.normalize(stored[:200] + 0.05 * torch.randn(200, 16), dim=1)
+    head = NeighbourHead(feature_dim=16, size=256, rank=16)  # all 16 components: exact distances
+    head.initialise(stored, calibration)
+    assert head.memory.shape == (256, 16)  # at most ``size`` stored
+    logits = head(calibration).detach()
+    assert abs(float(logits.median())) < 1e-4 and float(logits.std()) == pytest.approx(1.0, rel=1e-3)
+    # At a low temperature the logit is an increasing function of the nearest stored sample's distance.
+    queries = torch.nn.functional.normalize(torch.randn(100, 16), dim=1)
+    nearest = torch.cdist(queries, stored[:256]).min(1).values
+    order = nearest.argsort()
+    assert torch.all(head(queries)[order].diff() > -1e-3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the distances stay float32 (cancellation)
+        inside = head(queries)
+    assert inside.dtype == torch.float32 and torch.equal(inside, head(queries))
+    # Loading takes the stored samples' count from the state (a run may store fewer than ``size``).
+    fewer = NeighbourHead(feature_dim=16, size=256, rank=16)
+    fewer.initialise(stored[:40], calibration)
+    fresh = NeighbourHead(feature_dim=16, size=256, rank=16)
+    fresh.load_state_dict(fewer.state_dict())
+    assert fresh.memory.shape == (40, 16) and torch.equal(fresh(queries), fewer(queries))
+
+
+def test_neighbour_head_trains_on_samples_it_does_not_store_and_resumes_exactly(tmp_path):
+    x = torch.from_numpy(bimodal(600, random_state=0))
+    probe = torch.from_numpy(bimodal_anomalies(50, random_state=3))
+    config = OMASGANConfig.preset("quick", "vector").with_overrides(
+        {**SMALL, "detector.input_space": "critic_features", "detector.head": "neighbours",
+         "detector.head_size": 10_000, "detector.feature_rank": 8, "checkpoint_every": 10})
+    reference = OMASGAN(config, tmp_path / "a", device="cpu", verbose=0).fit(x)
+    assert reference.detector.head.memory.shape == (540, 8)  # a tenth of x left for J's real batches
+
+    def crash(task, step, metrics):
+        if task == "detector" and step == 20:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        OMASGAN(config, tmp_path / "b", device="cpu", verbose=0, callbacks=[crash]).fit(x)
+    resumed = OMASGAN(config, tmp_path / "b", device="cpu", verbose=0).fit(x)
+    assert torch.equal(resumed.scores(probe)["detector"], reference.scores(probe)["detector"])
 
 
 def test_stroke_augment_thickens_or_thins_images_and_leaves_vectors_alone():
