@@ -66,6 +66,9 @@ DETECTOR_VARIANTS: dict[str, dict] = {
     "critic_neighbours": {**NEIGHBOURS, "detector.lr": 1e-3},
     "critic_neighbours_data_only": {**NEIGHBOURS, "detector.lr": 1e-3, "detector.zeta": 1.0},
     "critic_neighbours_untrained": {**NEIGHBOURS, "detector.lr": 0.0},  # control: B unused
+    # The same memory, scored relative to the local spacing of the 10 nearest stored samples.
+    "critic_neighbours_local": {**NEIGHBOURS, "detector.lr": 1e-3, "detector.local_k": 10},
+    "critic_neighbours_local_untrained": {**NEIGHBOURS, "detector.lr": 0.0, "detector.local_k": 10},
 }
 
 

@@ -93,6 +93,9 @@ class DetectorConfig:
     head: str = "mlp"
     head_size: int = 256  # hidden units of the MLP head, number of prototypes, or most samples stored
     feature_rank: int = 128  # "neighbours": principal components of the critic's features kept
+    # "neighbours": 0 scores the distance to the nearest stored sample; K > 0 the mean distance to the K
+    # nearest relative to their own spacing (their mean distance to their K nearest; local density).
+    local_k: int = 0
     augment: str = "none"  # "strokes": real samples randomly thickened/thinned (images), so ink is no cue
 
 
@@ -134,8 +137,10 @@ class OMASGANConfig:
             )
         if self.detector.head != "mlp" and self.detector.input_space != "critic_features":
             raise InvalidInputError("detector.head applies to detector.input_space='critic_features' only.")
-        if self.detector.head_size < 1 or self.detector.feature_rank < 1:
-            raise InvalidInputError("detector.head_size and detector.feature_rank must be positive.")
+        if self.detector.head_size < 1 or self.detector.feature_rank < 1 or self.detector.local_k < 0:
+            raise InvalidInputError(
+                "detector.head_size and detector.feature_rank must be positive, detector.local_k non-negative."
+            )
         if not 0.0 <= self.detector.zeta <= 1.0:
             raise InvalidInputError(f"detector.zeta must be in [0, 1], got {self.detector.zeta}.")
 

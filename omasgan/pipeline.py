@@ -181,7 +181,7 @@ class OMASGANModels:
 def _feature_detector(critic: nn.Module, input_shape: tuple[int, ...], config: OMASGANConfig) -> nn.Module:
     """J as a head on ``critic``'s features (detector.input_space="critic_features"), as configured."""
     cfg = config.detector
-    return CriticFeatureDetector.around(critic, input_shape, cfg.head, cfg.head_size, cfg.feature_rank)
+    return CriticFeatureDetector.around(critic, input_shape, cfg.head, cfg.head_size, cfg.feature_rank, cfg.local_k)
 
 
 def _detector_input(detector: nn.Module, config: OMASGANConfig) -> nn.Module:

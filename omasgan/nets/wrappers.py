@@ -102,59 +102,84 @@ class PrototypeHead(nn.Module):
 
 
 class NeighbourHead(nn.Module):
-    """A distance-aware logit against a memory of normal samples: the soft distance to the nearest of up to
-    K stored training samples, in a learnt metric.
+    """A distance-aware logit against a memory of normal samples, in a learnt metric.
 
-    The stored samples' features are reduced to their top ``rank`` principal components (a fixed basis,
-    found once at initialisation); the logit is exp(log_scale) * (softmin_k d_w(f, m_k) - offset) with
-    d_w(f, m) = sum_i w_i (f_i - m_i)^2 over those components, w = exp(log_weight). The stored samples stay
-    fixed, so J's training against B's samples (the metric weights, temperature and calibration) cannot
-    move normal regions away from the data, which a prototype head's training does: many stored samples
-    cover the data finely where 256 prototypes cover it coarsely (MNIST leave-one-out, digit 9: 1-NN in the
-    critic's features 0.58 with 256 stored samples, 0.76 with all of them).
+    Up to ``size`` training samples' features are stored in their top ``rank`` principal components (a
+    fixed basis, found once at initialisation); d_w(f, m) = sqrt(sum_i w_i (f_i - m_i)^2) over those
+    components, w = exp(log_weight). The score is
+
+    - ``local_k = 0``: the soft minimum of d_w^2 over the stored samples (temperature learnt): the distance
+      to the nearest normal sample;
+    - ``local_k = K``: log of the mean d_w to the K nearest stored samples minus log of *their* mean d_w to
+      their own K nearest stored neighbours (found once, at initialisation): the distance relative to the
+      local spacing of the data (Breunig et al. 2000's local outlier factor, simplified), so sparse normal
+      regions (thick strokes, rare styles) are not anomalous merely for being sparse.
+
+    The logit is exp(log_scale) * (score - offset). The stored samples stay fixed, so J's training against
+    B's samples (the metric weights and calibration) cannot move normal regions away from the data, which a
+    prototype head's training does; many stored samples cover the data finely where 256 prototypes cover
+    it coarsely (MNIST leave-one-out, digit 9: 1-NN in the critic's features 0.58 with 256 stored samples,
+    0.76 with all of them; 0.92 relative to the local spacing, K = 10).
     """
 
-    def __init__(self, feature_dim: int, size: int, rank: int = 128) -> None:
+    search = 32  # stored samples the soft minimum runs over (local_k = 0; see _nearest())
+
+    def __init__(self, feature_dim: int, size: int, rank: int = 128, local_k: int = 0) -> None:
         super().__init__()
-        self.size, self.rank = size, min(rank, feature_dim)
-        self.nearest = 32  # stored samples the soft minimum runs over (see distance())
+        self.size, self.rank, self.local_k = size, min(rank, feature_dim), local_k
         self.register_buffer("mean", torch.zeros(feature_dim))
         self.register_buffer("basis", torch.zeros(feature_dim, self.rank))
-        self.register_buffer("memory", torch.zeros(0, self.rank))  # resized by initialise() and loading
+        # Resized by initialise() and by loading: as many rows as the run stored.
+        self.register_buffer("memory", torch.zeros(0, self.rank))
+        self.register_buffer("memory_neighbours", torch.zeros(0, local_k, dtype=torch.long))
         self.log_weight = nn.Parameter(torch.zeros(self.rank))
-        self.log_temperature = nn.Parameter(torch.tensor(math.log(1e-3)))
+        if not local_k:  # (a parameter without gradient would stop DDP)
+            self.log_temperature = nn.Parameter(torch.tensor(math.log(1e-3)))
         self.log_scale = nn.Parameter(torch.tensor(0.0))
         self.offset = nn.Parameter(torch.tensor(0.0))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # The memory holds as many samples as the run had (at most ``size``): take the stored shape.
-        stored = state_dict.get(prefix + "memory")
-        if stored is not None:
-            self.memory = torch.zeros_like(stored, device=self.memory.device)
+        for name in ("memory", "memory_neighbours"):
+            stored = state_dict.get(prefix + name)
+            if stored is not None:
+                setattr(self, name, torch.zeros_like(stored, device=getattr(self, name).device))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _project(self, features: torch.Tensor) -> torch.Tensor:
         return (features - self.mean) @ self.basis
 
-    def distance(self, features: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
-        """Soft minimum of d_w over the ``nearest`` stored samples closest to each query (found without
-        gradient); at the temperatures J learns, farther samples add nothing measurable, and the search
-        keeps a training step's cost at one matrix product instead of a softmin over the whole memory."""
-        weight = self.log_weight.exp()
-        with torch.no_grad():
-            scaled_memory = self.memory * weight.sqrt()
-        temperature = self.log_temperature.exp()
-        nearest = min(self.nearest, self.memory.shape[0])
+    @torch.no_grad()
+    def _nearest(self, query: torch.Tensor, k: int, exclude: torch.Tensor | None = None) -> torch.Tensor:
+        """Indices of the k stored samples nearest to each projected query in the current metric (no
+        gradient: one matrix product); ``exclude``: a memory index per query left out (the query itself)."""
+        root = (0.5 * self.log_weight).exp()
+        scaled, memory = query * root, self.memory * root
+        squared = scaled.square().sum(1, keepdim=True) + memory.square().sum(1)
+        squared -= 2 * scaled @ memory.T
+        if exclude is not None:
+            squared[torch.arange(len(query), device=query.device), exclude] = math.inf
+        return squared.topk(min(k, self.memory.shape[0]), dim=1, largest=False).indices
+
+    def _metric(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Squared d_w between a (..., rank) and b (..., rank), differentiable in the weights."""
+        return ((a - b).square() * self.log_weight.exp()).sum(-1)
+
+    def score(self, features: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
         out = []
-        for start in range(0, features.shape[0], chunk):  # bounds the (chunk, K) search matrix
+        for start in range(0, features.shape[0], chunk):  # bounds the (chunk, stored) search matrix
             query = self._project(features[start : start + chunk])
-            with torch.no_grad():
-                scaled = query * weight.sqrt()
-                squared = scaled.square().sum(1, keepdim=True) + scaled_memory.square().sum(1)
-                squared -= 2 * scaled @ scaled_memory.T
-                index = squared.topk(nearest, dim=1, largest=False).indices
-            squared = ((query.unsqueeze(1) - self.memory[index]).square() * weight).sum(2)
-            out.append(-temperature * torch.logsumexp(-squared / temperature, dim=1))
+            if not self.local_k:
+                near = self.memory[self._nearest(query, self.search)]
+                temperature = self.log_temperature.exp()
+                squared = self._metric(query.unsqueeze(1), near)
+                out.append(-temperature * torch.logsumexp(-squared / temperature, dim=1))
+                continue
+            index = self._nearest(query, self.local_k)  # (c, K)
+            near = self.memory[index]
+            distance = (self._metric(query.unsqueeze(1), near) + 1e-12).sqrt().mean(1)
+            # Their spacing: each neighbour's mean distance to its own K nearest stored samples.
+            spacing = (self._metric(near.unsqueeze(2), self.memory[self.memory_neighbours[index]]) + 1e-12).sqrt()
+            out.append(distance.log() - spacing.mean((1, 2)).log())
         return torch.cat(out)
 
     @torch.no_grad()
@@ -174,14 +199,21 @@ class NeighbourHead(nn.Module):
         self.basis[:, :components] = basis
         self.memory = centred @ self.basis
         self.log_weight.zero_()
-        distance = self.distance(calibration)
-        self.offset.copy_(distance.median())
-        self.log_scale.copy_(-distance.std().clamp_min(1e-6).log())
+        if self.local_k:
+            if self.memory.shape[0] <= self.local_k:
+                raise ValueError(f"local_k={self.local_k} needs more than {self.local_k} stored samples.")
+            rows = torch.arange(self.memory.shape[0], device=self.memory.device)
+            self.memory_neighbours = torch.cat(
+                [self._nearest(self.memory[part], self.local_k, exclude=part) for part in rows.split(2048)]
+            )
+        score = self.score(calibration)
+        self.offset.copy_(score.median())
+        self.log_scale.copy_(-score.std().clamp_min(1e-6).log())
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         # Float32 whatever the autocast: the search's |q|^2 + |m|^2 - 2 q.m cancels badly in bfloat16.
         with torch.autocast(features.device.type, enabled=False):
-            return self.log_scale.exp() * (self.distance(features.float()) - self.offset)
+            return self.log_scale.exp() * (self.score(features.float()) - self.offset)
 
 
 class CriticFeatureDetector(nn.Module):
@@ -194,14 +226,20 @@ class CriticFeatureDetector(nn.Module):
     """
 
     def __init__(
-        self, critic: nn.Module, feature_dim: int, head: str = "mlp", size: int = 256, rank: int = 128
+        self,
+        critic: nn.Module,
+        feature_dim: int,
+        head: str = "mlp",
+        size: int = 256,
+        rank: int = 128,
+        local_k: int = 0,
     ) -> None:
         super().__init__()
         self.critic = critic
         if head == "prototypes":
             self.head = PrototypeHead(feature_dim, size)
         elif head == "neighbours":
-            self.head = NeighbourHead(feature_dim, size, rank)
+            self.head = NeighbourHead(feature_dim, size, rank, local_k)
         else:
             self.head = nn.Sequential(
                 nn.Linear(feature_dim, size),
@@ -213,16 +251,23 @@ class CriticFeatureDetector(nn.Module):
 
     @classmethod
     def around(
-        cls, critic: nn.Module, input_shape: tuple[int, ...], head: str = "mlp", size: int = 256, rank: int = 128
+        cls,
+        critic: nn.Module,
+        input_shape: tuple[int, ...],
+        head: str = "mlp",
+        size: int = 256,
+        rank: int = 128,
+        local_k: int = 0,
     ) -> CriticFeatureDetector:
         """The detector for ``critic`` and samples of shape ``input_shape`` (feature size found by a probe);
         ``head``: "mlp" (``size`` hidden units), "prototypes" (``size`` prototypes) or "neighbours" (up to
-        ``size`` stored samples in ``rank`` principal components)."""
+        ``size`` stored samples in ``rank`` principal components, scored against ``local_k`` neighbours'
+        spacing if > 0)."""
         was_training = critic.training
         with torch.no_grad():
             feature_dim = critic.eval().features(torch.zeros(2, *input_shape)).flatten(1).shape[1]
         critic.train(was_training)
-        return cls(critic, feature_dim, head, size, rank)
+        return cls(critic, feature_dim, head, size, rank, local_k)
 
     @property
     def needs_initialisation(self) -> bool:

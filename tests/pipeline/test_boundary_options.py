@@ -206,12 +206,38 @@ def test_neighbour_head_is_calibrated_and_measures_the_distance_to_the_nearest_s
     assert fresh.memory.shape == (40, 16) and torch.equal(fresh(queries), fewer(queries))
 
 
-def test_neighbour_head_trains_on_samples_it_does_not_store_and_resumes_exactly(tmp_path):
+def test_relative_neighbour_score_measures_distance_in_units_of_the_local_spacing():
+    torch.manual_seed(0)
+    dense = torch.randn(400, 8) * 0.01  # spacing ~0.01 around 0
+    sparse = torch.randn(400, 8) * 0.1 + 3.0  # spacing ~0.1 around 3
+    stored, calibration = torch.cat([dense, sparse]), torch.cat([dense[:50], sparse[:50]]) * 1.01
+    direction = torch.nn.functional.normalize(torch.randn(8), dim=0)
+    near_dense = torch.zeros(8) + 0.08 * direction  # several dense spacings out
+    near_sparse = torch.full((8,), 3.0) + 0.08 * direction  # well inside the sparse cloud
+    queries = torch.stack([near_dense, near_sparse])
+    relative = NeighbourHead(feature_dim=8, size=1000, rank=8, local_k=5)
+    relative.initialise(stored, calibration)
+    assert relative.memory_neighbours.shape == (800, 5)
+    assert not (relative.memory_neighbours == torch.arange(800).unsqueeze(1)).any()  # never itself
+    dense_score, sparse_score = relative(queries).tolist()
+    assert dense_score > sparse_score + 1.0  # off the dense cloud, at home in the sparse one
+    plain = NeighbourHead(feature_dim=8, size=1000, rank=8)
+    plain.initialise(stored, calibration)
+    plain_dense, plain_sparse = plain(queries).tolist()
+    assert plain_dense < plain_sparse  # the plain distance calls the sparse cloud's member odder
+    restored = NeighbourHead(feature_dim=8, size=1000, rank=8, local_k=5)
+    restored.load_state_dict(relative.state_dict())
+    assert torch.equal(restored(queries), relative(queries))
+
+
+@pytest.mark.parametrize("local_k", [0, 5])
+def test_neighbour_head_trains_on_samples_it_does_not_store_and_resumes_exactly(tmp_path, local_k):
     x = torch.from_numpy(bimodal(600, random_state=0))
     probe = torch.from_numpy(bimodal_anomalies(50, random_state=3))
     config = OMASGANConfig.preset("quick", "vector").with_overrides(
         {**SMALL, "detector.input_space": "critic_features", "detector.head": "neighbours",
-         "detector.head_size": 10_000, "detector.feature_rank": 8, "checkpoint_every": 10})
+         "detector.head_size": 10_000, "detector.feature_rank": 8, "detector.local_k": local_k,
+         "checkpoint_every": 10})
     reference = OMASGAN(config, tmp_path / "a", device="cpu", verbose=0).fit(x)
     assert reference.detector.head.memory.shape == (540, 8)  # a tenth of x left for J's real batches
 
