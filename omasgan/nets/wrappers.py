@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from omasgan.errors import InvalidInputError
+
 __all__ = [
     "CriticFeatureDetector",
     "LatentShiftGenerator",
@@ -174,7 +176,7 @@ class NeighbourHead(nn.Module):
                 squared = self._metric(query.unsqueeze(1), near)
                 out.append(-temperature * torch.logsumexp(-squared / temperature, dim=1))
                 continue
-            index = self._nearest(query, self.local_k)  # (c, K)
+            index = self._nearest(query, self.memory_neighbours.shape[1])  # (c, K)
             near = self.memory[index]
             distance = (self._metric(query.unsqueeze(1), near) + 1e-12).sqrt().mean(1)
             # Their spacing: each neighbour's mean distance to its own K nearest stored samples.
@@ -200,11 +202,12 @@ class NeighbourHead(nn.Module):
         self.memory = centred @ self.basis
         self.log_weight.zero_()
         if self.local_k:
-            if self.memory.shape[0] <= self.local_k:
-                raise ValueError(f"local_k={self.local_k} needs more than {self.local_k} stored samples.")
+            k = min(self.local_k, self.memory.shape[0] - 1)  # small data: as many as there are
+            if k < 1:
+                raise InvalidInputError("detector.local_k needs at least 2 stored samples.")
             rows = torch.arange(self.memory.shape[0], device=self.memory.device)
             self.memory_neighbours = torch.cat(
-                [self._nearest(self.memory[part], self.local_k, exclude=part) for part in rows.split(2048)]
+                [self._nearest(self.memory[part], k, exclude=part) for part in rows.split(2048)]
             )
         score = self.score(calibration)
         self.offset.copy_(score.median())

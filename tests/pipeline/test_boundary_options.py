@@ -228,6 +228,11 @@ def test_relative_neighbour_score_measures_distance_in_units_of_the_local_spacin
     restored = NeighbourHead(feature_dim=8, size=1000, rank=8, local_k=5)
     restored.load_state_dict(relative.state_dict())
     assert torch.equal(restored(queries), relative(queries))
+    few = NeighbourHead(feature_dim=8, size=1000, rank=8, local_k=5)
+    few.initialise(stored[:3], calibration)  # fewer stored samples than local_k: as many as there are
+    assert few.memory_neighbours.shape == (3, 2) and torch.isfinite(few(queries)).all()
+    with pytest.raises(InvalidInputError, match="local_k"):
+        few.initialise(stored[:1], calibration)
 
 
 @pytest.mark.parametrize("local_k", [0, 5])
