@@ -46,6 +46,13 @@ VARIANTS: dict[str, dict] = {
         "task2.push_limit": 1.0,
         "detector.input_norm": "per_sample",
     },
+    # The image presets' J of the session before the neighbour head (IMAGE_DEFAULTS then).
+    "prototypes_default": {
+        **PAPER_RECIPE,
+        "detector.input_space": "critic_features",
+        "detector.head": "prototypes",
+        "detector.lr": 5e-5,
+    },
     "chosen_default": {},  # the image presets as they are (IMAGE_DEFAULTS, chosen on validation data)
 }
 COLUMNS = ("detector", "task3_critic", "feature_knn", "fused")

@@ -277,9 +277,11 @@ def test_stroke_augment_thickens_or_thins_images_and_leaves_vectors_alone():
 def test_image_presets_use_the_chosen_detector_and_paper_recipe_undoes_it():
     for name in ("quick", "paper"):
         image = OMASGANConfig.preset(name, "image")
-        assert image.detector.input_space == "critic_features" and image.detector.head == "prototypes"
+        assert (image.detector.input_space, image.detector.head) == ("critic_features", "neighbours")
+        assert image.detector.local_k > 0
         undone = image.with_overrides(PAPER_RECIPE).detector
-        assert (undone.input_space, undone.head, undone.lr) == ("pixels", "mlp", OMASGANConfig().detector.lr)
+        fields = [key.split(".")[1] for key in PAPER_RECIPE]
+        assert [getattr(undone, f) for f in fields] == [getattr(OMASGANConfig().detector, f) for f in fields]
         assert image.task2 == OMASGANConfig.preset(name, "image").with_overrides(PAPER_RECIPE).task2
     # OMASGANConfig() itself and the vector presets (2-D data: the paper's J measured at AUROC 0.99) keep the paper's J.
     assert OMASGANConfig().with_overrides(PAPER_RECIPE) == OMASGANConfig()

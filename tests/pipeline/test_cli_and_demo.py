@@ -37,7 +37,7 @@ def test_cli_config_prints_a_preset_with_overrides():
     assert bad.returncode == 2 and "unknown configuration field 'task2.muu'" in bad.stderr
     image = json.loads(_omasgan("config").stdout)["detector"]
     paper = json.loads(_omasgan("config", "--paper-recipe", "--set", "detector.steps=9").stdout)["detector"]
-    assert (image["input_space"], image["head"]) == ("critic_features", "prototypes")
+    assert (image["input_space"], image["head"]) == ("critic_features", "neighbours")
     assert (paper["input_space"], paper["head"], paper["steps"]) == ("pixels", "mlp", 9)
     vector = json.loads(_omasgan("config", "--kind", "vector", "--paper-recipe").stdout)["detector"]
     assert vector == json.loads(_omasgan("config", "--kind", "vector").stdout)["detector"]  # lr 1e-3 kept
