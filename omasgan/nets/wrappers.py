@@ -120,8 +120,8 @@ class NeighbourHead(nn.Module):
     The logit is exp(log_scale) * (score - offset). The stored samples stay fixed, so J's training against
     B's samples (the metric weights and calibration) cannot move normal regions away from the data, which a
     prototype head's training does; many stored samples cover the data finely where 256 prototypes cover
-    it coarsely (MNIST leave-one-out, digit 9: 1-NN in the critic's features 0.58 with 256 stored samples,
-    0.76 with all of them; 0.92 relative to the local spacing, K = 10).
+    it coarsely (MNIST leave-one-out, digit 9, test AUROC: nearest of 256 stored samples 0.58, of all
+    ~46 000 0.77, relative to the local spacing with K = 10 0.91).
     """
 
     search = 32  # stored samples the soft minimum runs over (local_k = 0; see _nearest())
@@ -220,7 +220,8 @@ class NeighbourHead(nn.Module):
 
 
 class CriticFeatureDetector(nn.Module):
-    """J as a small MLP on the Task-1 critic's unit-normalised features (``detector.input_space``).
+    """J as a head (MLP, prototypes or neighbours) on the Task-1 critic's unit-normalised features
+    (``detector.input_space``).
 
     The critic is shared with Task 1 (trained there) and frozen here: J learns where B's samples lie in
     the critic's view of the data, where a kNN already separates unseen classes, instead of learning
