@@ -51,7 +51,8 @@ class Task2Config:
     lr_boundary: float = 2e-4
     lr_critic: float = 2e-4
     # Options against degenerate boundary samples (issue 7; the defaults are the paper's recipe):
-    boundary_space: str = "weights"  # "weights": B is a trained copy of G; "latent": B(z) = G(z + h(z)), G frozen
+    boundary_space: str = "weights"  # "weights": B is a trained copy of G; "latent": B(z) = G(z + h(z)), G frozen;
+    #                                  "latent_shell": the same with z + h(z) rescaled to |z| (typical latents only)
     nearness_space: str = "pixels"  # "pixels": L2 between samples; "features": L2 between the frozen Task-1
     #                                 critic's unit-normalised features (the critic's view of the data)
     target_ratio: float = 0.0  # > 0: mu adapts so that B's mean nearness is target_ratio x G's (scale-free)
@@ -120,7 +121,7 @@ class OMASGANConfig:
         choices = {
             "task2.reference": (self.task2.reference, ("generator", "data")),
             "task3.critic_init": (self.task3.critic_init, ("copy", "fresh")),
-            "task2.boundary_space": (self.task2.boundary_space, ("weights", "latent")),
+            "task2.boundary_space": (self.task2.boundary_space, ("weights", "latent", "latent_shell")),
             "task2.nearness_space": (self.task2.nearness_space, ("pixels", "features")),
             "detector.input_norm": (self.detector.input_norm, ("none", "per_sample")),
             "detector.input_space": (self.detector.input_space, ("pixels", "critic_features")),

@@ -99,8 +99,9 @@ class OMASGANModels:
         if config.detector.input_space == "critic_features":  # J's own copy of D, loaded from its state
             detector = _feature_detector(nets()[1], tuple(input_shape), config)
         boundary = nets()[0]
-        if config.task2.boundary_space == "latent":
-            boundary = LatentShiftGenerator(boundary, config.latent_dim)
+        if config.task2.boundary_space in ("latent", "latent_shell"):
+            keep_norm = config.task2.boundary_space == "latent_shell"
+            boundary = LatentShiftGenerator(boundary, config.latent_dim, keep_norm=keep_norm)
         modules = {
             "generator": generator,
             "critic": critic,

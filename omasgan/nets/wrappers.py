@@ -28,10 +28,13 @@ def unit_features(critic: nn.Module, x: torch.Tensor) -> torch.Tensor:
 class LatentShiftGenerator(nn.Module):
     """B(z) = G(z + h(z)) with G frozen: B moves only along G's manifold (DESIGN §8, "latent-space B").
 
-    h is a small MLP whose last layer starts at zero, so B starts as G exactly.
+    h is a small MLP whose last layer starts at zero, so B starts as G exactly. ``keep_norm=True`` rescales
+    z + h(z) to the length of z: B's latents stay on the shell where a Gaussian's draws lie (|z| ~ sqrt(L)),
+    the only latents G was trained on, so B moves between G's outputs instead of off to latents whose
+    images G never learnt to make realistic.
     """
 
-    def __init__(self, generator: nn.Module, latent_dim: int, hidden: int = 128) -> None:
+    def __init__(self, generator: nn.Module, latent_dim: int, hidden: int = 128, keep_norm: bool = False) -> None:
         super().__init__()
         self.generator = generator.requires_grad_(False).eval()
         self.shift = nn.Sequential(
@@ -41,6 +44,7 @@ class LatentShiftGenerator(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         self.latent_dim = latent_dim
+        self.keep_norm = keep_norm
 
     def train(self, mode: bool = True) -> LatentShiftGenerator:
         super().train(mode)
@@ -48,7 +52,10 @@ class LatentShiftGenerator(nn.Module):
         return self
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.generator(z + self.out(self.shift(z)))
+        shifted = z + self.out(self.shift(z))
+        if self.keep_norm:
+            shifted = shifted * (z.norm(dim=1, keepdim=True) / shifted.norm(dim=1, keepdim=True).clamp_min(1e-12))
+        return self.generator(shifted)
 
 
 class StandardisedInput(nn.Module):

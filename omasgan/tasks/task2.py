@@ -121,11 +121,13 @@ class BoundaryTrainer(AdversarialTrainer):
     ) -> None:
         super().__init__(engine=engine, latent_dim=latent_dim, streams=streams)
         self.generator = generator.requires_grad_(False).eval()
-        if config.boundary_space == "latent":
+        if config.boundary_space in ("latent", "latent_shell"):
             # h's initial weights come from the run's seed (via the latent stream's), not global RNG state.
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(streams["latent"].initial_seed())
-                self.boundary = LatentShiftGenerator(copy.deepcopy(generator), latent_dim).train()
+                self.boundary = LatentShiftGenerator(
+                    copy.deepcopy(generator), latent_dim, keep_norm=config.boundary_space == "latent_shell"
+                ).train()
         else:
             self.boundary = copy.deepcopy(generator).requires_grad_(True).train()
         self.critic = copy.deepcopy(critic).requires_grad_(True).train()

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from omasgan import divergences
 from omasgan.checkpoint import load_state
@@ -26,7 +27,7 @@ from omasgan.tasks.detector import stroke_augment
 from omasgan.tasks.task2 import BoundaryTrainer, boundary_loss, repulsion, statistics_gap
 
 OPTIONS = {
-    "task2.boundary_space": "latent",
+    "task2.boundary_space": "latent_shell",
     "task2.nearness_space": "features",
     "task2.target_ratio": 1.5,
     "task2.repulsion": 0.5,
@@ -80,6 +81,19 @@ def test_latent_shift_generator_starts_as_g_and_trains_only_the_shift():
     assert not boundary.generator.training
     trainable = {name for name, p in boundary.named_parameters() if p.requires_grad}
     assert trainable and all(not name.startswith("generator.") for name in trainable)
+
+
+def test_latent_shell_keeps_each_latent_on_its_own_sphere():
+    torch.manual_seed(0)
+    boundary = LatentShiftGenerator(nn.Identity(), 6, keep_norm=True)  # an identity "G" exposes B's latents
+    free = LatentShiftGenerator(nn.Identity(), 6)
+    nn.init.normal_(boundary.out.weight)
+    free.load_state_dict(boundary.state_dict())
+    z = torch.randn(50, 6)
+    shifted = boundary(z)
+    torch.testing.assert_close(shifted.norm(dim=1), z.norm(dim=1))
+    assert (shifted - z).norm(dim=1).min() > 1e-2  # it moved, along the sphere
+    assert (free(z).norm(dim=1) - z.norm(dim=1)).abs().max() > 1e-1  # without the shell it leaves it
 
 
 def test_standardised_detector_ignores_intensity_and_contrast():
@@ -139,7 +153,8 @@ def test_all_options_train_resume_exactly_and_reload(tmp_path):
     for key in reference:
         assert torch.equal(resumed[key], reference[key]), key
     reloaded, _ = OMASGANModels.load_run(tmp_path)
-    assert isinstance(reloaded.boundary, LatentShiftGenerator) and isinstance(reloaded.detector, StandardisedInput)
+    assert isinstance(reloaded.boundary, LatentShiftGenerator) and reloaded.boundary.keep_norm
+    assert isinstance(reloaded.detector, StandardisedInput)
     for key, value in reloaded.scores(probe).items():
         torch.testing.assert_close(value, reference[key])
 
