@@ -42,14 +42,14 @@ def sample_grid(rows: dict[str, np.ndarray], path: str | Path, n: int = 8) -> Pa
 
 
 def model_samples(models, x: np.ndarray, path: str | Path) -> Path | None:
-    """The figure a run directory gets: 2-D data -> boundary_figure; images -> rows x, G, B, G'."""
+    """The figure a run directory gets: 2-D data -> boundary_figure; images -> rows x, G, B, G', the
+    generator rows on the same latents z (column by column, B(z) is what Task 2 made of G(z))."""
     if x.ndim == 2 and x.shape[1] == 2:
         return boundary_figure(models, x, path, limits=float(np.abs(x).max() * 1.6))
     if x.ndim == 4:
-        gen = torch.Generator().manual_seed(0)
         rows = {"x": x[:8]}
         for label, key in (("G", "generator"), ("B", "boundary"), ("G'", "retrained_generator")):
-            rows[label] = models.sample(key, 8, gen).cpu().numpy()
+            rows[label] = models.sample(key, 8, torch.Generator().manual_seed(0)).cpu().numpy()
         return sample_grid(rows, path)
     return None
 
