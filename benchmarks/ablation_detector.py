@@ -35,22 +35,23 @@ from omasgan.evaluation.runner import baseline_metrics, split_metrics
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REUSED_TASKS = ("task1", "task2", "task3")
 
-# J's options on top of the base variant's Tasks 1-3. Each starts from the paper's J (PAPER_RECIPE), so a
-# variant means the same whatever the presets' defaults; "critic_prototypes_slow" is IMAGE_DEFAULTS.
-PROTOTYPES = {**PAPER_RECIPE, "detector.input_space": "critic_features", "detector.head": "prototypes"}
+# J's options on top of the base variant's Tasks 1-3. Each starts from the paper's J (PAPER_J), so a
+# variant means the same whatever the presets' defaults.
+PAPER_J = {key: value for key, value in PAPER_RECIPE.items() if key.startswith("detector.")}
+PROTOTYPES = {**PAPER_J, "detector.input_space": "critic_features", "detector.head": "prototypes"}
 NEIGHBOURS = {
-    **PAPER_RECIPE,
+    **PAPER_J,
     "detector.input_space": "critic_features",
     "detector.head": "neighbours",
     "detector.head_size": 65536,
     "detector.input_norm": "none",
 }
 DETECTOR_VARIANTS: dict[str, dict] = {
-    "pixels": {**PAPER_RECIPE, "detector.input_norm": "none"},
-    "pixels_standardised": {**PAPER_RECIPE, "detector.input_norm": "per_sample"},
-    "critic_features": {**PAPER_RECIPE, "detector.input_space": "critic_features", "detector.input_norm": "none"},
+    "pixels": {**PAPER_J, "detector.input_norm": "none"},
+    "pixels_standardised": {**PAPER_J, "detector.input_norm": "per_sample"},
+    "critic_features": {**PAPER_J, "detector.input_space": "critic_features", "detector.input_norm": "none"},
     "critic_features_data_only": {
-        **PAPER_RECIPE,
+        **PAPER_J,
         "detector.input_space": "critic_features",
         "detector.input_norm": "none",
         "detector.zeta": 1.0,

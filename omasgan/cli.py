@@ -160,12 +160,13 @@ def _flatten(data: dict, prefix: str = "") -> dict:
 
 
 _PAPER_RECIPE_HELP = (
-    "images: the paper's J instead of the presets' (omasgan.config.PAPER_RECIPE, before --set); vectors already use it"
+    "images: the paper's B and J instead of the presets' (omasgan.config.PAPER_RECIPE, before --set); "
+    "vectors already use them"
 )
 
 
 def _overrides(args: argparse.Namespace, kind: str = "image") -> dict:
-    """--paper-recipe (image data only: the vector presets keep the paper's J), then every --set."""
+    """--paper-recipe (image data only: the vector presets keep the paper's B and J), then every --set."""
     from omasgan.config import PAPER_RECIPE
 
     paper = PAPER_RECIPE if args.paper_recipe and kind == "image" else {}

@@ -289,19 +289,20 @@ def test_stroke_augment_thickens_or_thins_images_and_leaves_vectors_alone():
     assert stroke_augment(vectors, torch.Generator().manual_seed(1)) is vectors
 
 
-def test_image_presets_use_the_chosen_detector_and_paper_recipe_undoes_it():
+def test_image_presets_use_the_chosen_options_and_paper_recipe_undoes_them():
+    assert set(PAPER_RECIPE) == set(IMAGE_DEFAULTS)
     for name in ("quick", "paper"):
         image = OMASGANConfig.preset(name, "image")
         assert (image.detector.input_space, image.detector.head) == ("critic_features", "neighbours")
-        assert image.detector.local_k > 0
-        undone = image.with_overrides(PAPER_RECIPE).detector
-        fields = [key.split(".")[1] for key in PAPER_RECIPE]
-        assert [getattr(undone, f) for f in fields] == [getattr(OMASGANConfig().detector, f) for f in fields]
-        assert image.task2 == OMASGANConfig.preset(name, "image").with_overrides(PAPER_RECIPE).task2
-    # OMASGANConfig() itself and the vector presets (2-D data: the paper's J measured at AUROC 0.99) keep the paper's J.
+        assert image.detector.local_k > 0 and image.task2.boundary_space == "latent_shell"
+        undone = image.with_overrides(PAPER_RECIPE)
+        for key in PAPER_RECIPE:
+            section, field = key.split(".")
+            assert getattr(getattr(undone, section), field) == getattr(getattr(OMASGANConfig(), section), field), key
+    # OMASGANConfig() itself and the vector presets (2-D data: the paper's J measured at AUROC 0.99) keep the
+    # paper's recipe.
     assert OMASGANConfig().with_overrides(PAPER_RECIPE) == OMASGANConfig()
     assert OMASGANConfig.preset("quick", "vector").detector.input_space == "pixels"
-    assert set(IMAGE_DEFAULTS) == set(PAPER_RECIPE)
 
 
 def test_unknown_option_values_are_refused():

@@ -71,7 +71,8 @@ def test_image_pipeline_with_bf16_and_channels_last():
     assert {row["task"] for row in pipeline.history} == {"task1", "task2", "task3", "detector"}
     scores = models.scores(images[:10])
     assert all(v.dtype == torch.float32 and v.shape == (10,) for v in scores.values())
-    assert models.boundary.body[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert models.boundary.generator.body[0].weight.is_contiguous(memory_format=torch.channels_last)  # latent B
+    assert models.retrained_generator.body[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_compiled_networks_train_like_eager_ones():
