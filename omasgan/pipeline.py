@@ -38,7 +38,7 @@ from omasgan.config import OMASGANConfig
 from omasgan.distributed import DistributedContext, launched_by_torchrun, rank_device
 from omasgan.errors import CheckpointError, InvalidInputError, NonFiniteLossError
 from omasgan.nets import build_nets
-from omasgan.nets.wrappers import CriticFeatureDetector, LatentShiftGenerator, StandardisedInput
+from omasgan.nets.wrappers import CriticFeatureDetector, StandardisedInput, boundary_network
 from omasgan.runtime import Engine, RuntimeOptions
 from omasgan.tasks import BoundaryTrainer, DetectorTrainer, RetrainTrainer, Task1Trainer
 from omasgan.tasks._common import TaskTrainer
@@ -98,10 +98,7 @@ class OMASGANModels:
         generator, critic, detector = nets()
         if config.detector.input_space == "critic_features":  # J's own copy of D, loaded from its state
             detector = _feature_detector(nets()[1], tuple(input_shape), config)
-        boundary = nets()[0]
-        if config.task2.boundary_space in ("latent", "latent_shell"):
-            keep_norm = config.task2.boundary_space == "latent_shell"
-            boundary = LatentShiftGenerator(boundary, config.latent_dim, keep_norm=keep_norm)
+        boundary = boundary_network(nets()[0], config.task2.boundary_space, config.latent_dim)
         modules = {
             "generator": generator,
             "critic": critic,

@@ -15,6 +15,7 @@ __all__ = [
     "NeighbourHead",
     "PrototypeHead",
     "StandardisedInput",
+    "boundary_network",
     "unit_features",
 ]
 
@@ -56,6 +57,14 @@ class LatentShiftGenerator(nn.Module):
         if self.keep_norm:
             shifted = shifted * (z.norm(dim=1, keepdim=True) / shifted.norm(dim=1, keepdim=True).clamp_min(1e-12))
         return self.generator(shifted)
+
+
+def boundary_network(generator: nn.Module, boundary_space: str, latent_dim: int) -> nn.Module:
+    """B's network for ``task2.boundary_space``: ``generator`` itself ("weights": B is trained as a copy of G)
+    or wrapped in a latent shift ("latent", "latent_shell"). One place for training and for reloading a run."""
+    if boundary_space == "weights":
+        return generator
+    return LatentShiftGenerator(generator, latent_dim, keep_norm=boundary_space == "latent_shell")
 
 
 class StandardisedInput(nn.Module):

@@ -23,7 +23,7 @@ from torch import nn
 from omasgan import ops
 from omasgan.config import Task2Config
 from omasgan.divergences import Divergence
-from omasgan.nets.wrappers import LatentShiftGenerator, unit_features
+from omasgan.nets.wrappers import boundary_network, unit_features
 from omasgan.runtime import Engine
 from omasgan.tasks._common import AdversarialTrainer, adam, sample_batch
 
@@ -121,15 +121,13 @@ class BoundaryTrainer(AdversarialTrainer):
     ) -> None:
         super().__init__(engine=engine, latent_dim=latent_dim, streams=streams)
         self.generator = generator.requires_grad_(False).eval()
-        if config.boundary_space in ("latent", "latent_shell"):
-            # h's initial weights come from the run's seed (via the latent stream's), not global RNG state.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(streams["latent"].initial_seed())
-                self.boundary = LatentShiftGenerator(
-                    copy.deepcopy(generator), latent_dim, keep_norm=config.boundary_space == "latent_shell"
-                ).train()
-        else:
-            self.boundary = copy.deepcopy(generator).requires_grad_(True).train()
+        # A latent shift's initial weights come from the run's seed (via the latent stream's), not global RNG state.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(streams["latent"].initial_seed())
+            self.boundary = boundary_network(copy.deepcopy(generator), config.boundary_space, latent_dim)
+        if config.boundary_space == "weights":
+            self.boundary.requires_grad_(True)  # B is G's copy, trained whole (a latent shift trains h alone)
+        self.boundary.train()
         self.critic = copy.deepcopy(critic).requires_grad_(True).train()
         self.G = engine.prepare(self.generator, trained=False)
         self.B = engine.prepare(self.boundary, trained=True)
