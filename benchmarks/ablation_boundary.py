@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from omasgan.config import PAPER_RECIPE
+from omasgan.config import PAPER_B, PAPER_RECIPE
 from omasgan.evaluation.runner import evaluate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -58,10 +58,7 @@ VARIANTS: dict[str, dict] = {
         "detector.lr": 5e-5,
     },
     # The image presets' J of the session before B's options were on (the paper's B, Task 1 at 1500 steps).
-    "neighbours_default": {
-        **EARLIER_QUICK,
-        **{key: value for key, value in PAPER_RECIPE.items() if key.startswith("task2.")},
-    },
+    "neighbours_default": {**EARLIER_QUICK, **PAPER_B},
     "chosen_default": {},  # the image presets as they are (IMAGE_DEFAULTS, chosen on validation data)
 }
 COLUMNS = ("detector", "task3_critic", "feature_knn", "fused")

@@ -25,7 +25,7 @@ from sklearn.utils import check_random_state
 from benchmarks.ablation_boundary import VARIANTS as BOUNDARY_VARIANTS
 from benchmarks.ablation_boundary import _fmt, _parse_classes
 from omasgan.checkpoint import atomic_write_text, checkpoint_files
-from omasgan.config import PAPER_RECIPE
+from omasgan.config import PAPER_J
 from omasgan.data.protocols import make_split
 from omasgan.detector import OMASGANDetector
 from omasgan.evaluation.baselines import STATISTICS
@@ -37,7 +37,6 @@ REUSED_TASKS = ("task1", "task2", "task3")
 
 # J's options on top of the base variant's Tasks 1-3. Each starts from the paper's J (PAPER_J), so a
 # variant means the same whatever the presets' defaults.
-PAPER_J = {key: value for key, value in PAPER_RECIPE.items() if key.startswith("detector.")}
 PROTOTYPES = {**PAPER_J, "detector.input_space": "critic_features", "detector.head": "prototypes"}
 NEIGHBOURS = {
     **PAPER_J,

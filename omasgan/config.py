@@ -15,6 +15,8 @@ from omasgan.errors import InvalidInputError
 
 __all__ = [
     "IMAGE_DEFAULTS",
+    "PAPER_B",
+    "PAPER_J",
     "PAPER_RECIPE",
     "PRESETS",
     "DetectorConfig",
@@ -222,7 +224,8 @@ IMAGE_DEFAULTS: dict[str, Any] = {
 }
 # The paper's recipe for the fields above: ``preset(..., "image").with_overrides(PAPER_RECIPE)`` undoes
 # IMAGE_DEFAULTS. For image presets only: the vector presets never had IMAGE_DEFAULTS (and their own J lr).
-PAPER_RECIPE: dict[str, Any] = {
+# PAPER_B and PAPER_J are its Task-2 and detector halves, for undoing one of the two.
+PAPER_B: dict[str, Any] = {
     "task2.boundary_space": "weights",
     "task2.lr_boundary": 2e-4,
     "task2.nearness_space": "pixels",
@@ -230,12 +233,15 @@ PAPER_RECIPE: dict[str, Any] = {
     "task2.repulsion": 0.0,
     "task2.match_statistics": 0.0,
     "task2.push_limit": 0.0,
+}
+PAPER_J: dict[str, Any] = {
     "detector.input_space": "pixels",
     "detector.head": "mlp",
     "detector.head_size": 256,
     "detector.local_k": 0,
     "detector.lr": 2e-4,
 }
+PAPER_RECIPE: dict[str, Any] = {**PAPER_B, **PAPER_J}
 
 _PAPER_IMAGE = OMASGANConfig().with_overrides(IMAGE_DEFAULTS).to_dict()
 # 2-D data (the paper's synthetic experiments): Q = 4096, N = 100, mu = 8, nu = 20.
