@@ -118,6 +118,20 @@ def _f_properties(div: FDivergence) -> list[tuple[str, Callable[[], None]]]:
         value = float(f(_t(1.0)))
         assert abs(value) <= 1e-9, f"f(1) = {value!r}, expected 0"
 
+    def f_prime_at_one() -> None:
+        # One-sided difference quotients at u = 1 (float64): f_prime_at_1 must lie between them, so a
+        # subgradient passes where f has a kink at 1 and the derivative must match where it is smooth.
+        h = 1e-6
+        left = (float(f(_t(1.0))) - float(f(_t(1.0 - h)))) / h
+        right = (float(f(_t(1.0 + h))) - float(f(_t(1.0)))) / h
+        low, high = min(left, right), max(left, right)
+        tol = 1e-4 * (1.0 + abs(low) + abs(high))
+        declared = div.f_prime_at_1
+        assert low - tol <= declared <= high + tol, (
+            f"f_prime_at_1 = {declared} but the difference quotients of f at 1 are {left:.6g} (left), "
+            f"{right:.6g} (right)"
+        )
+
     @given(u1=positive, u2=positive, lam=st.floats(0.0, 1.0))
     def f_convex(u1, u2, lam):
         mix = float(f(_t(lam * u1 + (1 - lam) * u2)))
@@ -172,6 +186,7 @@ def _f_properties(div: FDivergence) -> list[tuple[str, Callable[[], None]]]:
 
     return [
         ("f(1) = 0", f_at_one),
+        ("f_prime_at_1 = f'(1) numerically", f_prime_at_one),
         ("f is convex", f_convex),
         ("Fenchel-Young: f(u) + f*(t) >= u t", fenchel_young),
         ("Fenchel-Young equality at t = f'(u)", fenchel_young_equality),

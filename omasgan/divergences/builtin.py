@@ -88,36 +88,53 @@ def gan(*, generator_mode: str = "nonsaturating") -> FDivergence:
 
 
 class KLWGAN(Divergence):
-    """KL-WGAN (Song & Ermon 2020): a hinge critic whose fake-side terms carry self-normalised weights.
+    """KL-WGAN (Song & Ermon 2020): a hinge critic whose fake-side outputs carry self-normalised weights.
 
-    With ``r = N * softmax(v_fake / T)`` (mean 1, treated as constant importance weights):
-    critic terms ``relu(1 - v)`` (real) and ``r * relu(1 + v)`` (fake); generator loss ``-mean(r * v)``;
-    estimate ``E_P[v] - T log E_Q[exp(v / T)]`` (the Donsker-Varadhan bound at T = 1, Wasserstein as T grows).
+    The weights of a fake batch are ``r = exp(v / T) / mean(exp(v / T))`` (= ``N * softmax(v / T)``, mean 1).
+
+    - ``form="reference"`` (default): Song & Ermon's published code, which the OMASGAN authors' code uses:
+      critic fake term ``relu(1 + r * v)``, generator loss ``-mean(r * v)``, with gradients through ``r``.
+    - ``form="detached"``: ``r`` treated as constant importance weights on the hinge: critic fake term
+      ``r * relu(1 + v)``, generator loss ``-mean(r * v)`` with ``r`` detached (omasgan 0.1's form). Its hinge
+      is active where ``v > -1``; the reference form's where ``r * v > -1``.
+
+    Both share the real term ``relu(1 - v)`` and the estimate ``E_P[v] - T log E_Q[exp(v / T)]`` (the
+    Donsker-Varadhan bound at T = 1, Wasserstein as T grows).
 
     Parameters
     ----------
     temperature : float, default 5.0
         T > 0; the OMASGAN experiments use 5.
+    form : {"reference", "detached"}, default "reference"
+        Which formulation (above).
     """
 
     name = "klwgan"
     needs_lipschitz = True
+    FORMS = ("reference", "detached")
 
-    def __init__(self, *, temperature: float = 5.0) -> None:
+    def __init__(self, *, temperature: float = 5.0, form: str = "reference") -> None:
         if not temperature > 0:
             raise ValueError(f"klwgan: temperature must be > 0, got {temperature}.")
-        super().__init__(temperature=float(temperature))
+        if form not in self.FORMS:
+            raise ValueError(f"klwgan: form must be one of {self.FORMS}, got {form!r}.")
+        super().__init__(temperature=float(temperature), form=form)
         self.temperature = float(temperature)
+        self.form = form
 
     def weights(self, v: torch.Tensor) -> torch.Tensor:
-        """Self-normalised importance weights ``N * softmax(v / T)`` of a fake batch (no gradient)."""
-        return (v.shape[0] * torch.softmax(v.detach() / self.temperature, dim=0)).to(v.dtype)
+        """Self-normalised weights ``N * softmax(v / T)`` of a fake batch (mean 1); detached in the
+        ``"detached"`` form. The softmax is the overflow-free form of ``exp(v/T) / mean(exp(v/T))``."""
+        source = v.detach() if self.form == "detached" else v
+        return (v.shape[0] * torch.softmax(source / self.temperature, dim=0)).to(v.dtype)
 
     def critic_real_term(self, v: torch.Tensor) -> torch.Tensor:
         return F.relu(1 - v)
 
     def critic_fake_term(self, v: torch.Tensor) -> torch.Tensor:
-        return self.weights(v) * F.relu(1 + v)
+        if self.form == "detached":
+            return self.weights(v) * F.relu(1 + v)
+        return F.relu(1 + self.weights(v) * v)
 
     def generator_loss(self, v_fake: torch.Tensor) -> torch.Tensor:
         return -(self.weights(v_fake) * v_fake).mean()
@@ -173,5 +190,7 @@ def omasgan_register_divergences(register) -> None:
     register("pearson", pearson, description="Pearson chi-squared f-divergence")
     register("js", js, description="Jensen-Shannon f-divergence")
     register("gan", gan, description="original GAN objective (estimate: 2 JS)")
-    register("klwgan", KLWGAN, description="KL-WGAN: hinge critic, self-normalised fake weights (Song & Ermon 2020)")
+    register(
+        "klwgan", KLWGAN, description="KL-WGAN: hinge critic, self-normalised fake weights (Song & Ermon 2020)"
+    )
     register("wasserstein", Wasserstein, description="Wasserstein-1 with gradient penalty (WGAN-GP)")

@@ -7,6 +7,7 @@ B(z) (weight gamma). G' starts as a copy of G and minimises the generator loss a
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -44,14 +45,17 @@ def retrain_critic_loss(
     return terms
 
 
-def active_share(term: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Share of samples whose per-sample loss term has a non-zero gradient w.r.t. its critic output.
-
-    For a hinge critic this is the share inside the margin; 0 means the term no longer trains C
+def active_share(term: Callable[[torch.Tensor], torch.Tensor], v: torch.Tensor) -> torch.Tensor:
+    """Share of samples whose own loss term ``term(v)[i]`` has a non-zero derivative in its own critic
+    output ``v[i]``: for a hinge critic, the share inside the margin; 0 means the term no longer trains C
     (DESIGN §8: "log whether each loss term is active").
+
+    The diagonal of the Jacobian, not the gradient of the sum: a term that couples the batch (KL-WGAN's
+    self-normalised weights) gives every sample a gradient through the others' terms, inside or outside
+    its own margin.
     """
-    (grad,) = torch.autograd.grad(term.sum(), v, retain_graph=True)
-    return (grad != 0).float().mean()
+    jacobian = torch.autograd.functional.jacobian(term, v.detach().float(), vectorize=True)
+    return (jacobian.diagonal() != 0).float().mean()
 
 
 class RetrainTrainer(AdversarialTrainer):
@@ -105,7 +109,7 @@ class RetrainTrainer(AdversarialTrainer):
             gamma=cfg.gamma,
         )
         metrics = {f"retrain_critic_{k}": v.detach() for k, v in terms.items()}
-        metrics["boundary_term_active"] = active_share(self.divergence.critic_fake_term(v_b), v_b)
+        metrics["boundary_term_active"] = active_share(self.divergence.critic_fake_term, v_b)
         self.critic_descend("retrain_critic", self.divergence, self.C, terms["total"], real, gp)
         return metrics
 

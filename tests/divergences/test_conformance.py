@@ -66,3 +66,22 @@ def test_activation_outside_domain_fails():
     )
     report = check_divergence(bad_js, max_examples=30, raise_on_failure=False)
     assert "g_f maps every real into dom f*" in {r.name for r in report.failures}
+
+
+def test_wrong_f_prime_at_1_fails():
+    wrong = divergences.FDivergence(
+        "kl_with_wrong_derivative", f=lambda u: torch.xlogy(u, u), conjugate=lambda t: torch.exp(t - 1),
+        activation=lambda v: v, f_prime_at_1=0.0, fake_term=lambda v: divergences.exp_linear(v - 1),
+    )
+    report = check_divergence(wrong, max_examples=10, raise_on_failure=False)
+    assert {r.name for r in report.failures} == {"f_prime_at_1 = f'(1) numerically"}
+    # A kink at 1 (total variation, f = |u - 1| / 2): any subgradient in [-1/2, 1/2] passes, outside fails.
+    def tv(f_prime):
+        return divergences.FDivergence(
+            "tv", f=lambda u: 0.5 * (u - 1).abs(), conjugate=lambda t: t, activation=lambda v: 0.5 * torch.tanh(v),
+            f_prime_at_1=f_prime, conjugate_domain=(-0.5, 0.5),
+        )
+    assert "f_prime_at_1 = f'(1) numerically" not in {r.name for r in check_divergence(
+        tv(0.25), max_examples=10, raise_on_failure=False).failures}
+    assert "f_prime_at_1 = f'(1) numerically" in {r.name for r in check_divergence(
+        tv(0.9), max_examples=10, raise_on_failure=False).failures}

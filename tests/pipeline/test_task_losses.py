@@ -54,4 +54,35 @@ def test_detector_loss_is_weighted_binary_cross_entropy():
 def test_active_share_counts_samples_inside_the_hinge_margin():
     div = divergences.get("klwgan")
     v = torch.tensor([-3.0, -2.0, -0.5, 1.0], requires_grad=True)  # relu(1 + v) active for v > -1
-    assert float(active_share(div.critic_fake_term(v), v)) == 0.5
+    assert float(active_share(div.critic_fake_term, v)) == 0.5
+
+
+def test_klwgan_reference_form_is_song_and_ermons_code():
+    # Their losses: r = exp(v / T) / mean(exp(v / T)), gradients through r; critic relu(1 - v_real) and
+    # relu(1 + r * v_fake); generator -mean(r * v_fake).
+    v = torch.tensor([-3.0, -0.4, 0.2, 2.5], dtype=torch.float64, requires_grad=True)
+    real = torch.tensor([0.3, 1.5], dtype=torch.float64)
+    div = divergences.get("klwgan", temperature=5.0)
+    assert div.form == "reference"
+    r = torch.exp(v / 5.0) / torch.exp(v / 5.0).mean()
+    assert_close(div.critic_loss(real, v), F.relu(1 - real).mean() + F.relu(1 + r * v).mean())
+    assert_close(div.generator_loss(v), -(r * v).mean())
+    (grad,) = torch.autograd.grad(div.generator_loss(v), v)
+    (expected,) = torch.autograd.grad(-(r * v).mean(), v)
+    assert_close(grad, expected)
+    detached_grad = -torch.softmax(v.detach() / 5.0, 0)  # d/dv of -mean(r v) with r = 4 softmax held constant
+    assert not torch.allclose(grad, detached_grad)
+
+
+def test_klwgan_detached_form_weights_the_hinge_with_constant_weights():
+    v = torch.tensor([-1.5, 3.0, 4.0, 5.0], dtype=torch.float64, requires_grad=True)
+    div = divergences.get("klwgan", temperature=5.0, form="detached")
+    r = (4 * torch.softmax(v / 5.0, 0)).detach()
+    assert_close(div.critic_fake_term(v), r * F.relu(1 + v))
+    (grad,) = torch.autograd.grad(div.generator_loss(v), v)
+    assert_close(grad, -r / 4)
+    # The two forms' hinges are active on different samples: v = -1.5 is outside the detached form's margin
+    # (v > -1) but inside the reference form's (r * v > -1, with r ~ 0.4 there).
+    ref = divergences.get("klwgan", temperature=5.0)
+    assert float(active_share(div.critic_fake_term, v)) == 0.75
+    assert float(active_share(ref.critic_fake_term, v)) == 1.0
