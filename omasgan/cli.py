@@ -68,7 +68,7 @@ def _parse_targets(text: str) -> list:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from omasgan.evaluation.runner import evaluate
 
-    overrides = _overrides(args)
+    overrides = _user_config(args)
     evaluate(
         args.dataset,
         args.protocol,
@@ -85,18 +85,27 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_config(args: argparse.Namespace, kind: str):
+def _user_config(args: argparse.Namespace):
+    """What the user gave: a whole configuration (--config FILE, with any --set applied to it) or just the
+    --set overrides, which the estimator applies to the preset. Passed on unchanged."""
     from omasgan.config import OMASGANConfig
 
+    overrides = _parse_params(args.set)
     if args.config:
-        config = OMASGANConfig.from_json(open(args.config).read())
-    else:
-        config = OMASGANConfig.preset(args.preset, kind)
-    return config.with_overrides(_overrides(args, kind))
+        return OMASGANConfig.from_json(open(args.config).read()).with_overrides(overrides)
+    return overrides
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    print(_load_config(args, args.kind).to_json())
+    from omasgan.config import OMASGANConfig, describe
+
+    if args.describe:
+        print(describe(markdown=args.markdown), end="")
+        return 0
+    config = _user_config(args)
+    if not isinstance(config, OMASGANConfig):
+        config = OMASGANConfig.preset(args.preset, args.kind).with_overrides(config)
+    print(config.to_json())
     return 0
 
 
@@ -107,20 +116,20 @@ def _runtime(args: argparse.Namespace) -> dict:
 def _cmd_fit(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from omasgan.config import OMASGANConfig
     from omasgan.detector import OMASGANDetector
     from omasgan.distributed import session
     from omasgan.pipeline import resolve_device
 
     X = np.load(args.input, mmap_mode="r")
-    kind = "vector" if X.ndim == 2 else "image"
-    config = _load_config(args, kind)
+    config = _user_config(args)
+    # --seed, else a --config file's own seed, else 0: a CLI run is reproducible by default.
+    seed = args.seed if args.seed is not None else (None if isinstance(config, OMASGANConfig) else 0)
     with session(resolve_device(args.device), distributed=args.distributed) as context:
         detector = OMASGANDetector(
             preset=args.preset,
-            config={k: v for k, v in _flatten(config.to_dict()).items()},
-            divergence=config.divergence,
-            divergence_params=config.divergence_params,
-            random_state=config.seed,
+            config=config,
+            random_state=seed,
             device=args.device,
             verbose=0 if args.quiet else 1,
             run_dir=args.run_dir,
@@ -149,41 +158,23 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _flatten(data: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and key != "divergence_params":
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-_PAPER_RECIPE_HELP = (
-    "images: the paper's B and J instead of the presets' (omasgan.config.PAPER_RECIPE, before --set); "
-    "vectors already use them"
-)
-
-
-def _overrides(args: argparse.Namespace, kind: str = "image") -> dict:
-    """--paper-recipe (image data only: the vector presets keep the paper's B and J), then every --set."""
-    from omasgan.config import PAPER_RECIPE
-
-    paper = PAPER_RECIPE if args.paper_recipe and kind == "image" else {}
-    return {**paper, **_parse_params(args.set)}
-
-
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default="quick", choices=["quick", "paper"])
-    parser.add_argument("--config", help="a configuration JSON file (as `omasgan config` prints)")
+    from omasgan.config import PRESET_NAMES
+
+    parser.add_argument(
+        "--preset",
+        default="quick",
+        choices=list(PRESET_NAMES),
+        help="; ".join(f"{name}: {text}" for name, text in PRESET_NAMES.items()),
+    )
+    parser.add_argument("--config", help="a configuration JSON file (as `omasgan config` prints); replaces --preset")
     parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override one field, e.g. --set task2.mu=1.0 (repeatable)",
+        help="override one field, e.g. --set task2.mu=1.0 (repeatable; `omasgan config --describe` lists them)",
     )
-    parser.add_argument("--paper-recipe", action="store_true", help=_PAPER_RECIPE_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,12 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="print a configuration as JSON (a starting point for --config)")
     _add_config_options(config)
     config.add_argument("--kind", default="image", choices=["image", "vector"])
+    config.add_argument(
+        "--describe", action="store_true", help="print every field: meaning, default and each preset's value"
+    )
+    config.add_argument("--markdown", action="store_true", help="with --describe: markdown tables (docs/)")
     config.set_defaults(handler=_cmd_config)
     fit = commands.add_parser("fit", help="train an OMASGANDetector on an .npy array of normal data and save it")
     fit.add_argument("--input", required=True, help=".npy array: (n, d) vectors or (n, [c,] h, w) images")
     fit.add_argument("--out", required=True, help="folder for the saved detector")
     fit.add_argument("--run-dir", help="keep checkpoints and metrics here (and resume an interrupted fit)")
     fit.add_argument("--device", default="auto")
+    fit.add_argument("--seed", type=int, help="the run's seed (default: the --config file's, else 0)")
     fit.add_argument("--quiet", action="store_true")
     fit.add_argument(
         "--distributed",
@@ -236,9 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--protocol", default="loo", choices=["loo", "one_class", "ood"])
     ev.add_argument("--classes", default="0-9", help="classes (loo, one_class: '0-9', '1,7') or datasets (ood)")
     ev.add_argument("--seeds", default="0")
-    ev.add_argument("--preset", default="quick", choices=["quick", "paper"])
-    ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="configuration override")
-    ev.add_argument("--paper-recipe", action="store_true", help=_PAPER_RECIPE_HELP)
+    _add_config_options(ev)
     ev.add_argument("--data-dir", help="folder holding the dataset folders (default: $OMASGAN_DATA)")
     ev.add_argument("--out", default="evaluation")
     ev.add_argument("--device", default="auto")

@@ -1,7 +1,11 @@
-"""One configuration object for a whole OMASGAN run, with the paper's defaults and CPU-sized presets.
+"""One configuration object for a whole OMASGAN run: the paper's defaults, named presets, and each field's meaning.
 
 Every field is JSON-serialisable; ``to_dict``/``from_dict`` round-trip, and ``with_overrides`` takes the
 dotted keys the CLI accepts (``task2.mu=1.0``). The configuration is written into every run directory.
+
+Each field's meaning lives once, in its ``metadata["doc"]`` here; ``omasgan config --describe`` and the
+documentation's configuration reference (docs/configuration.md) are generated from it by :func:`describe`.
+Measured results behind the presets are in benchmarks/results/README.md, not here.
 """
 
 from __future__ import annotations
@@ -11,113 +15,175 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from omasgan.errors import InvalidInputError
 
 __all__ = [
-    "IMAGE_DEFAULTS",
     "PAPER_B",
     "PAPER_J",
-    "PAPER_RECIPE",
     "PRESETS",
+    "TUNED_IMAGE",
     "DetectorConfig",
     "OMASGANConfig",
     "Task1Config",
     "Task2Config",
     "Task3Config",
+    "describe",
+    "resolve_config",
+    "resolve_seed",
 ]
+
+
+def _doc(default: Any, doc: str) -> Any:
+    """A dataclass field with its documentation (the one place a field's meaning is written)."""
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+def _section(factory: type, doc: str) -> Any:
+    return field(default_factory=factory, metadata={"doc": doc})
 
 
 @dataclass(frozen=True)
 class Task1Config:
-    """Task 1: the base GAN (G, D)."""
+    """Task 1: the base GAN (G, D) under the run's divergence."""
 
-    steps: int = 4000  # generator updates
-    n_critic: int = 1  # critic updates per generator update
-    batch_size: int = 256
-    lr_generator: float = 2e-4
-    lr_critic: float = 2e-4
+    steps: int = _doc(4000, "Generator updates.")
+    n_critic: int = _doc(1, "Critic updates per generator update.")
+    batch_size: int = _doc(256, "Real and generated samples per update.")
+    lr_generator: float = _doc(2e-4, "Adam learning rate of G (betas 0.5, 0.999, as in DCGAN).")
+    lr_critic: float = _doc(2e-4, "Adam learning rate of D.")
 
 
 @dataclass(frozen=True)
 class Task2Config:
-    """Task 2: the boundary generator B (DESIGN §2): L_B = -m(B, G) + mu mean d + nu mean s."""
+    """Task 2: the boundary generator B (DESIGN §2): L_B = -m(B, G) + mu mean_i d_i + nu mean_i s_i."""
 
-    steps: int = 600  # B updates
-    n_critic: int = 1  # D_B updates per B update
-    batch_size: int = 256  # N, boundary samples per step
-    pool_size: int = 1024  # Q, reference points for the nearness term d
-    mu: float = 0.2  # weight of the nearness term (mean distance to the reference pool)
-    nu: float = 0.3  # weight of the scattering term
-    reference: str = "generator"  # "generator": fresh G samples (paper); "data": real samples
-    eps: float = 1e-8  # added to sample distances in the scattering ratio
-    lr_boundary: float = 2e-4
-    lr_critic: float = 2e-4
-    # Options against degenerate boundary samples (issue 7; the defaults are the paper's recipe):
-    boundary_space: str = "weights"  # "weights": B is a trained copy of G; "latent": B(z) = G(z + h(z)), G frozen;
-    #                                  "latent_shell": the same with z + h(z) rescaled to |z| (typical latents only)
-    nearness_space: str = "pixels"  # "pixels": L2 between samples; "features": L2 between the frozen Task-1
-    #                                 critic's unit-normalised features (the critic's view of the data)
-    target_ratio: float = 0.0  # > 0: mu adapts so that B's mean nearness is target_ratio x G's (scale-free)
-    mu_rate: float = 0.05  # step of the adaptive log(mu) per B update
-    repulsion: float = 0.0  # weight of an RBF repulsion between B's samples in the nearness space
-    match_statistics: float = 0.0  # weight of matching mean and SD of per-sample intensity and contrast
-    push_limit: float = 0.0  # > 0: the push stops for samples D_B already puts below -push_limit (1 = the
-    #                          hinge margin of klwgan's critic); 0: unbounded, as in the paper
+    steps: int = _doc(600, "B updates.")
+    n_critic: int = _doc(1, "Updates of B's critic D_B (a copy of D) per B update.")
+    batch_size: int = _doc(256, "N: boundary samples B(z) per update (the paper: 256 for images, 100 for 2-D).")
+    pool_size: int = _doc(
+        1024,
+        "Q: reference points the nearness term d_i = min_j ||b_i - r_j|| searches (paper: 1024 images, 4096 for 2-D).",
+    )
+    mu: float = _doc(
+        0.2, "Weight of the nearness term mean_i d_i, which holds B near the data (paper: 0.2 images, 8 for 2-D)."
+    )
+    nu: float = _doc(
+        0.3,
+        "Weight of the scattering term mean_i s_i, s_i = mean_{j != i} ||z_i - z_j|| / (||b_i - b_j|| + eps), "
+        "which spreads B's samples (paper: 0.3 images, 20 for 2-D).",
+    )
+    reference: str = _doc(
+        "generator", "The reference pool r_j: 'generator' = fresh G samples (the paper), 'data' = training samples."
+    )
+    eps: float = _doc(1e-8, "Added to ||b_i - b_j|| in the scattering ratio.")
+    lr_boundary: float = _doc(2e-4, "Adam learning rate of B (or of its latent shift h).")
+    lr_critic: float = _doc(2e-4, "Adam learning rate of D_B.")
+    boundary_space: str = _doc(
+        "weights",
+        "What B is: 'weights' = a trained copy of G (the paper); 'latent' = G(z + h(z)) with G frozen and a small "
+        "MLP h starting at 0; 'latent_shell' = the same with z + h(z) rescaled to |z|, so B's latents stay on the "
+        "Gaussian shell G was trained on.",
+    )
+    nearness_space: str = _doc(
+        "pixels",
+        "Where d_i is measured: 'pixels' = L2 between flattened samples (the paper); 'features' = L2 between the "
+        "frozen Task-1 critic's unit-normalised features.",
+    )
+    target_ratio: float = _doc(
+        0.0, "> 0: mu adapts so that B's mean nearness is target_ratio x G's (a scale-free nearness); 0: fixed mu."
+    )
+    mu_rate: float = _doc(0.05, "Step of the adaptive log(mu) per B update (with target_ratio > 0).")
+    repulsion: float = _doc(
+        0.0,
+        "Weight of an RBF repulsion between B's samples in the nearness space (bandwidth: median distance); 0: off.",
+    )
+    match_statistics: float = _doc(
+        0.0,
+        "Weight of matching the batch mean and SD of per-sample intensity and contrast to the reference's; 0: off.",
+    )
+    push_limit: float = _doc(
+        0.0,
+        "> 0: the push stops for samples D_B already puts below -push_limit (1 = klwgan's hinge margin); "
+        "0: unbounded, as in the paper.",
+    )
 
 
 @dataclass(frozen=True)
 class Task3Config:
     """Task 3: G' retrained against a critic C told that B's samples are negatives (eq. 5)."""
 
-    steps: int = 1000
-    n_critic: int = 1
-    batch_size: int = 256
-    alpha: float = 0.3  # weight of real data on C's positive side
-    delta: float = 0.4  # weight of G's samples on C's positive side
-    beta: float = 1.0  # weight of G''s samples on C's negative side
-    gamma: float = 0.7  # weight of B's samples on C's negative side
-    critic_init: str = "copy"  # "copy" of the Task-1 critic, or "fresh"
-    lr_generator: float = 2e-4
-    lr_critic: float = 2e-4
+    steps: int = _doc(1000, "G' updates.")
+    n_critic: int = _doc(1, "Updates of C per G' update.")
+    batch_size: int = _doc(256, "Samples of each of x, G(z), G'(z) and B(z) per update.")
+    alpha: float = _doc(0.3, "Weight of real data x on C's positive side (alpha + delta = 0.7 in the paper).")
+    delta: float = _doc(0.4, "Weight of G's samples on C's positive side.")
+    beta: float = _doc(1.0, "Weight of G''s samples on C's negative side.")
+    gamma: float = _doc(0.7, "Weight of B's samples on C's negative side.")
+    critic_init: str = _doc("copy", "C's start: 'copy' of the Task-1 critic D, or a 'fresh' critic.")
+    lr_generator: float = _doc(2e-4, "Adam learning rate of G'.")
+    lr_critic: float = _doc(2e-4, "Adam learning rate of C.")
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
     """Task 3-J: the detector J (eq. 6); B's samples are anomalies, data and G' samples normal."""
 
-    steps: int = 1000
-    batch_size: int = 256
-    zeta: float = 0.5  # weight of real data among the normal samples (1 - zeta for G')
-    lr: float = 2e-4
-    input_norm: str = "none"  # "per_sample": J sees each sample standardised (no intensity/contrast shortcut)
-    input_space: str = "pixels"  # "critic_features": J is a head on the frozen Task-1 critic's unit features
-    # With critic_features: "mlp"; "prototypes" (distance to the nearest learnt prototype); "neighbours"
-    # (distance to the nearest stored training sample, in a learnt metric).
-    head: str = "mlp"
-    head_size: int = 256  # hidden units of the MLP head, number of prototypes, or most samples stored
-    feature_rank: int = 128  # "neighbours": principal components of the critic's features kept
-    # "neighbours": 0 scores the distance to the nearest stored sample; K > 0 the mean distance to the K
-    # nearest relative to their own spacing (their mean distance to their K nearest; local density).
-    local_k: int = 0
-    augment: str = "none"  # "strokes": real samples randomly thickened/thinned (images), so ink is no cue
+    steps: int = _doc(1000, "J updates.")
+    batch_size: int = _doc(256, "Samples of each of B(z), x and G'(z) per update.")
+    zeta: float = _doc(0.5, "Weight of real data among J's normal samples (1 - zeta for G''s samples), in [0, 1].")
+    lr: float = _doc(2e-4, "Adam learning rate of J.")
+    input_norm: str = _doc(
+        "none", "'per_sample': J sees each sample standardised to mean 0, SD 1 (no intensity/contrast shortcut)."
+    )
+    input_space: str = _doc(
+        "pixels",
+        "'pixels': J is a network on the samples (the paper); 'critic_features': J is a head on the frozen Task-1 "
+        "critic's unit-normalised features.",
+    )
+    head: str = _doc(
+        "mlp",
+        "With critic_features: 'mlp'; 'prototypes' = distance to the nearest of head_size learnt prototypes; "
+        "'neighbours' = distance to the nearest stored training samples in a learnt diagonal metric.",
+    )
+    head_size: int = _doc(256, "Hidden units of the MLP head, prototypes, or most training samples stored.")
+    feature_rank: int = _doc(128, "'neighbours': principal components of the critic's features kept.")
+    local_k: int = _doc(
+        0,
+        "'neighbours': 0 scores the distance to the nearest stored sample; K > 0 the mean distance to the K "
+        "nearest relative to their own mean distance to their K nearest (a simplified local outlier factor).",
+    )
+    augment: str = _doc(
+        "none", "'strokes': real images randomly thickened or thinned, so total ink is no cue for J (images only)."
+    )
 
 
 @dataclass(frozen=True)
 class OMASGANConfig:
-    """Every hyper-parameter of a run."""
+    """Every hyper-parameter of a run; defaults are the paper's image recipe (``preset("paper", "image")``)."""
 
-    latent_dim: int = 128  # z ~ N(0, I_latent_dim)
-    divergence: str = "klwgan"  # any registered name (`omasgan divergences`)
-    divergence_params: dict[str, Any] = field(default_factory=lambda: {"temperature": 5.0})
-    width: int = 64  # hidden units (MLP) or base channels (convolutional nets)
-    spectral_norm: bool = True  # on the critics D and C
-    seed: int = 0  # drives initialisation, latents and batch order
-    log_every: int = 50  # steps between logged metrics (and finiteness checks)
-    checkpoint_every: int = 500  # steps between in-task checkpoints
-    task1: Task1Config = field(default_factory=Task1Config)
-    task2: Task2Config = field(default_factory=Task2Config)
-    task3: Task3Config = field(default_factory=Task3Config)
-    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    latent_dim: int = _doc(128, "l: the latent z ~ N(0, I_l).")
+    divergence: str = _doc("klwgan", "The distribution metric of every adversarial task (`omasgan divergences`).")
+    divergence_params: dict[str, Any] = _doc(
+        {"temperature": 5.0, "form": "reference"},
+        "Keyword parameters of the divergence (klwgan: temperature T and form, see omasgan.divergences.KLWGAN).",
+    )
+    width: int = _doc(64, "Hidden units (MLPs) or base channels (convolutional nets) of every network.")
+    spectral_norm: bool = _doc(True, "Spectral normalisation on the critics D, D_B and C.")
+    seed: int = _doc(
+        0,
+        "The one seed: initialisation, latents, batch order, everything. The estimator sets it from random_state, "
+        "the CLI from --seed.",
+    )
+    log_every: int = _doc(50, "Steps between logged metrics (and the finiteness check of the losses).")
+    checkpoint_every: int = _doc(500, "Steps between in-task checkpoints when the run has a run directory.")
+    task1: Task1Config = _section(Task1Config, "Task 1: the base GAN.")
+    task2: Task2Config = _section(Task2Config, "Task 2: the boundary generator B.")
+    task3: Task3Config = _section(Task3Config, "Task 3: G' and its critic C.")
+    detector: DetectorConfig = _section(DetectorConfig, "Task 3-J: the detector J.")
 
     def __post_init__(self) -> None:
         choices = {
@@ -187,28 +253,24 @@ class OMASGANConfig:
 
     @classmethod
     def preset(cls, name: str, kind: str = "image") -> OMASGANConfig:
-        """A named preset: ``"paper"`` or ``"quick"`` (CPU-sized), for ``kind`` "image" or "vector"."""
+        """A named preset (``PRESET_NAMES``) for ``kind`` "image" or "vector" data."""
         key = (name, kind)
         if key not in PRESETS:
-            names = sorted({n for n, _ in PRESETS})
-            raise InvalidInputError(f"unknown preset {name!r} for {kind} data; presets: {names}.")
+            raise InvalidInputError(f"unknown preset {name!r} for {kind} data; presets: {list(PRESET_NAMES)}.")
         return cls.from_dict(PRESETS[key])
 
 
 _SECTIONS = {"task1": Task1Config, "task2": Task2Config, "task3": Task3Config, "detector": DetectorConfig}
 
-# Chosen on validation data (issue 7; benchmarks/results/ablation_detector/, MNIST leave-one-out, held-out
-# normals vs the left-out digit's train images): J as a neighbour head on the frozen Task-1 critic's
-# features, nine tenths of the training samples stored (up to 65536), scored against the spacing of the 10
-# nearest (local_k) and trained against B at lr 1e-3. Validation AUROC 0.93 vs 0.51 for the paper's J and
-# 0.67 for the prototype head chosen before it.
-# B (benchmarks/results/ablation_mnist_loo/): G's latents shifted along their sphere, nearness in the critic's
-# features with mu adapting to keep B within 1.5x G's distance (it stays at ~1.15x, so mu decays), repulsion,
-# statistic matching and a bounded push. On a G that draws digits (the quick preset's 4000 Task-1 steps) its
-# samples are G's strokes broken or re-routed, where the paper's B is one dotted texture. With them J's
-# validation AUROC is 0.925 (0.929 with the paper's B and 1500 Task-1 steps), and the Task-3 critic C, which
-# now has B inside its margin, tests at 0.55 instead of 0.45.
-IMAGE_DEFAULTS: dict[str, Any] = {
+# -- presets -----------------------------------------------------------------------------------------
+#
+# Two recipes at two scales. The *paper* recipe is the published method: B a trained copy of G with pixel
+# nearness, the paper's Task 3 and an MLP J on the samples, KL-WGAN as Song & Ermon wrote it. The *tuned*
+# recipe (images only) is the paper's with the B and J options chosen on validation data (TUNED_IMAGE;
+# the measurements are in benchmarks/results/README.md). "quick" sizes are for a CPU.
+
+# The tuned image recipe's departures from the paper.
+TUNED_IMAGE: dict[str, Any] = {
     "task2.boundary_space": "latent_shell",
     "task2.lr_boundary": 1e-3,
     "task2.nearness_space": "features",
@@ -222,9 +284,8 @@ IMAGE_DEFAULTS: dict[str, Any] = {
     "detector.local_k": 10,
     "detector.lr": 1e-3,
 }
-# The paper's recipe for the fields above: ``preset(..., "image").with_overrides(PAPER_RECIPE)`` undoes
-# IMAGE_DEFAULTS. For image presets only: the vector presets never had IMAGE_DEFAULTS (and their own J lr).
-# PAPER_B and PAPER_J are its Task-2 and detector halves, for undoing one of the two.
+# The paper's values of those fields, split into B's (Task 2) and J's halves, for undoing one of the two
+# (the ablation benchmarks do). PAPER_B | PAPER_J undoes TUNED_IMAGE.
 PAPER_B: dict[str, Any] = {
     "task2.boundary_space": "weights",
     "task2.lr_boundary": 2e-4,
@@ -241,49 +302,178 @@ PAPER_J: dict[str, Any] = {
     "detector.local_k": 0,
     "detector.lr": 2e-4,
 }
-PAPER_RECIPE: dict[str, Any] = {**PAPER_B, **PAPER_J}
 
-_PAPER_IMAGE = OMASGANConfig().with_overrides(IMAGE_DEFAULTS).to_dict()
-# 2-D data (the paper's synthetic experiments): Q = 4096, N = 100, mu = 8, nu = 20.
+_PAPER_IMAGE = OMASGANConfig()
+# 2-D data (the paper's synthetic experiments): Q = 4096, N = 100, mu = 8, nu = 20; small enough for a CPU.
 _PAPER_VECTOR = OMASGANConfig(
     latent_dim=2,
     width=128,
-    spectral_norm=True,
     task1=Task1Config(steps=4000, batch_size=256),
     task2=Task2Config(steps=1000, batch_size=100, pool_size=4096, mu=8.0, nu=20.0),
     task3=Task3Config(steps=1500, batch_size=256),
     detector=DetectorConfig(steps=1500, batch_size=256),
-).to_dict()
-_QUICK_IMAGE = (
-    OMASGANConfig(
-        latent_dim=64,
-        width=32,
-        log_every=25,
-        checkpoint_every=250,
-        task1=Task1Config(steps=4000, batch_size=64),  # 1500 drew blobs: benchmarks/results/README.md
-        task2=Task2Config(steps=300, batch_size=64, pool_size=512),
-        task3=Task3Config(steps=500, batch_size=64),
-        detector=DetectorConfig(steps=500, batch_size=64),
-    )
-    .with_overrides(IMAGE_DEFAULTS)
-    .to_dict()
 )
+# The paper's image recipe at CPU size: smaller nets, latents, batches and step counts.
+_PAPER_QUICK_IMAGE = OMASGANConfig(
+    latent_dim=64,
+    width=32,
+    log_every=25,
+    checkpoint_every=250,
+    task1=Task1Config(steps=4000, batch_size=64),
+    task2=Task2Config(steps=300, batch_size=64, pool_size=512),
+    task3=Task3Config(steps=500, batch_size=64),
+    detector=DetectorConfig(steps=500, batch_size=64),
+)
+# Vectors at CPU size with settings chosen on the 2-D demo data: latent 8 (latent 2 left G mode-collapsed),
+# two critic steps and higher learning rates.
 _QUICK_VECTOR = OMASGANConfig(
-    latent_dim=8,  # measured on the 2-D demo data: latent 2 left G mode-collapsed onto a line (J AUROC 0.59)
+    latent_dim=8,
     width=64,
-    log_every=50,
-    checkpoint_every=500,
-    # n_critic=2 at lr 3e-4: J's AUROC on the demo anomalies 0.993-0.997 over seeds 0-3 (0.885 at seed 1
-    # with one critic step at lr 1e-3).
     task1=Task1Config(steps=3000, n_critic=2, batch_size=256, lr_generator=3e-4, lr_critic=3e-4),
     task2=Task2Config(steps=400, batch_size=100, pool_size=4096, mu=8.0, nu=20.0, lr_boundary=1e-3, lr_critic=1e-3),
     task3=Task3Config(steps=600, batch_size=256, lr_generator=1e-3, lr_critic=1e-3),
     detector=DetectorConfig(steps=800, batch_size=256, lr=1e-3),
-).to_dict()
+)
 
-PRESETS: dict[tuple[str, str], dict[str, Any]] = {
-    ("paper", "image"): _PAPER_IMAGE,
-    ("paper", "vector"): _PAPER_VECTOR,
-    ("quick", "image"): _QUICK_IMAGE,
-    ("quick", "vector"): _QUICK_VECTOR,
+PRESET_NAMES: dict[str, str] = {
+    "quick": "CPU-sized, tuned recipe (the default): images get TUNED_IMAGE; vectors the demo-tuned settings.",
+    "tuned": "Paper-sized, tuned recipe: images get TUNED_IMAGE; vectors as 'quick' (no larger vector recipe).",
+    "paper": "The paper's recipe at the paper's sizes (B, Task 3, J and KL-WGAN as published).",
+    "paper-quick": "The paper's recipe at CPU size (images); vectors as 'paper' (its 2-D recipe is CPU-sized).",
 }
+PRESETS: dict[tuple[str, str], dict[str, Any]] = {
+    ("quick", "image"): _PAPER_QUICK_IMAGE.with_overrides(TUNED_IMAGE).to_dict(),
+    ("quick", "vector"): _QUICK_VECTOR.to_dict(),
+    ("tuned", "image"): _PAPER_IMAGE.with_overrides(TUNED_IMAGE).to_dict(),
+    ("tuned", "vector"): _QUICK_VECTOR.to_dict(),
+    ("paper", "image"): _PAPER_IMAGE.to_dict(),
+    ("paper", "vector"): _PAPER_VECTOR.to_dict(),
+    ("paper-quick", "image"): _PAPER_QUICK_IMAGE.to_dict(),
+    ("paper-quick", "vector"): _PAPER_VECTOR.to_dict(),
+}
+
+
+# -- the one way from user input to a configuration ----------------------------------------------------
+
+
+def resolve_seed(random_state: Any) -> int:
+    """The run's seed from a scikit-learn ``random_state``: an int is the seed itself; None or a
+    ``numpy.random.RandomState`` draws one (so it is recorded in the configuration and reproducible)."""
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        if not 0 <= int(random_state) < 2**32:
+            raise InvalidInputError(f"random_state must be in [0, 2**32), got {random_state}.")
+        return int(random_state)
+    from sklearn.utils import check_random_state
+
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def resolve_config(
+    preset: str,
+    kind: str,
+    config: OMASGANConfig | dict[str, Any] | None,
+    *,
+    seed: int,
+    divergence: str | None = None,
+    divergence_params: dict[str, Any] | None = None,
+) -> OMASGANConfig:
+    """The configuration of a fit: ``preset`` for ``kind`` data with the user's dotted overrides ``config``
+    (or ``config`` itself when it is an :class:`OMASGANConfig`), the seed, and the divergence if given.
+
+    A setting given twice (``divergence=`` and ``config={"divergence": ...}``; a ``"seed"`` override
+    beside ``random_state``) is refused rather than resolved by precedence.
+    """
+    if isinstance(config, OMASGANConfig):
+        base, overrides = config, {}
+    else:
+        base, overrides = OMASGANConfig.preset(preset, kind), dict(config or {})
+    if "seed" in overrides:
+        raise InvalidInputError("set the seed with random_state (CLI: --seed), not config['seed'].")
+    for name, value in (("divergence", divergence), ("divergence_params", divergence_params)):
+        if value is None:
+            continue
+        if name in overrides:
+            raise InvalidInputError(f"{name} is given both as a parameter and in config; give it once.")
+        overrides[name] = dict(value) if name == "divergence_params" else value
+    if divergence is not None and divergence != base.divergence and divergence_params is None:
+        overrides.setdefault("divergence_params", {})  # another divergence: its own defaults
+    overrides["seed"] = seed
+    return base.with_overrides(overrides)
+
+
+# -- documentation generated from the fields ----------------------------------------------------------
+
+
+def _rows() -> list[tuple[str, dataclasses.Field, Any]]:
+    """(dotted name, field, default) for every leaf field, in declaration order."""
+    rows = []
+    default = OMASGANConfig()
+    for top in dataclasses.fields(OMASGANConfig):
+        section = _SECTIONS.get(top.name)
+        if section is None:
+            rows.append((top.name, top, getattr(default, top.name)))
+            continue
+        for leaf in dataclasses.fields(section):
+            rows.append((f"{top.name}.{leaf.name}", leaf, getattr(getattr(default, top.name), leaf.name)))
+    return rows
+
+
+def _value(data: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        data = data[part]
+    return data
+
+
+def _fmt(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (dict, str, bool)) else repr(value)
+
+
+def describe(markdown: bool = False) -> str:
+    """Every configuration field with its meaning, default and each preset's value (image / vector).
+
+    ``markdown=True`` gives the tables of docs/configuration.md; otherwise plain text for a terminal.
+    """
+    names = list(PRESET_NAMES)
+
+    def preset_value(name: str, dotted: str) -> str:
+        image, vector = (_value(PRESETS[(name, kind)], dotted) for kind in ("image", "vector"))
+        return _fmt(image) if image == vector else f"{_fmt(image)} / {_fmt(vector)}"
+
+    lines: list[str] = []
+    if markdown:
+        lines += [
+            "# Configuration reference",
+            "",
+            "Generated by `omasgan config --describe --markdown` from the field documentation in "
+            "`omasgan/config.py`; a test fails when this file is out of date.",
+            "",
+            "Presets (`OMASGANDetector(preset=...)`, `--preset`):",
+            "",
+            *[f"- `{name}`: {text}" for name, text in PRESET_NAMES.items()],
+            "",
+            "A cell `a / b` gives the preset's value for images / for vectors.",
+            "",
+        ]
+    section = None
+    for dotted, fld, default in _rows():
+        head = dotted.split(".")[0] if "." in dotted else ""
+        if head != section:
+            section = head
+            title = _SECTIONS[head].__doc__.strip() if head else "Run-wide settings."
+            if markdown:
+                header = "| field | meaning | default | " + " | ".join(f"`{n}`" for n in names) + " |"
+                gap = [""] if lines[-1] else []
+                lines += [*gap, f"## `{head or 'top level'}`", "", title, "", header, "|---" * (len(names) + 3) + "|"]
+            else:
+                lines += ["", f"[{head or 'top level'}] {title}"]
+        doc = fld.metadata["doc"]
+        values = [preset_value(n, dotted) for n in names]
+        if markdown:
+            cells = [f"`{dotted}`", doc.replace("|", "\\|"), f"`{_fmt(default)}`", *[f"`{v}`" for v in values]]
+            lines.append("| " + " | ".join(cells) + " |")
+        else:
+            lines.append(f"  {dotted} = {_fmt(default)}")
+            lines.append(f"      {doc}")
+            pairs = zip(names, values, strict=True)
+            lines.append("      presets (image / vector): " + "; ".join(f"{n} {v}" for n, v in pairs))
+    return "\n".join(lines).strip("\n") + "\n"

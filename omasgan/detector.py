@@ -5,23 +5,23 @@ from __future__ import annotations
 import json
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from sklearn.base import BaseEstimator, OutlierMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from omasgan._validation import Interval, Options, validate_params
 from omasgan.checkpoint import atomic_write_text
-from omasgan.config import OMASGANConfig
+from omasgan.config import PRESET_NAMES, OMASGANConfig, resolve_config, resolve_seed
 from omasgan.errors import CheckpointError, InvalidInputError
 from omasgan.pipeline import OMASGAN, OMASGANModels, resolve_device
 from omasgan.scoring import score_batches
 
 __all__ = ["OMASGANDetector"]
+
+_WHOLE_CONFIG = "OMASGANConfig"  # how a saved estimator's params mark a whole configuration
 
 
 class OMASGANDetector(OutlierMixin, BaseEstimator):
@@ -33,21 +33,27 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
 
     Parameters
     ----------
-    preset : {"quick", "paper"}, default="quick"
-        Hyper-parameter preset; vector (n, d) data and images (n, [c,] h, w) get their own variants.
-    config : dict, default=None
-        Dotted-key overrides of the preset, e.g. ``{"task2.mu": 1.0, "task1.steps": 500}``.
-    divergence : str, default="klwgan"
-        Any registered divergence (``omasgan divergences``).
+    preset : {"quick", "tuned", "paper", "paper-quick"}, default="quick"
+        Hyper-parameter preset (``omasgan config --describe``): "paper" is the published recipe, "tuned"
+        the recipe chosen on validation data, "quick" the tuned recipe at CPU size, "paper-quick" the
+        paper's at CPU size. Vector (n, d) data and images (n, [c,] h, w) get their own variants.
+    config : dict or OMASGANConfig, default=None
+        Dotted-key overrides of the preset, e.g. ``{"task2.mu": 1.0, "task1.steps": 500}``, or a whole
+        :class:`~omasgan.config.OMASGANConfig` (then ``preset`` is not used). The seed is not set here but
+        by ``random_state``.
+    divergence : str, default=None
+        Any registered divergence (``omasgan divergences``); None keeps the configuration's (klwgan).
     divergence_params : dict, default=None
-        Its parameters; None keeps the preset's (``temperature=5`` for klwgan).
+        Its parameters; None keeps the configuration's (or the new divergence's defaults).
     contamination : "auto" or float in (0, 0.5], default="auto"
         "auto": the threshold is J's decision boundary (logit 0). A float: that share of the training data
         is labelled outlier.
     device : str, default="auto"
         "auto" picks CUDA when available.
     random_state : int, RandomState or None, default=None
-        Seeds initialisation, latents and batch order; an int makes fits reproducible on one device.
+        The run's seed (``config_.seed``): an int is used as the seed itself, so ``random_state=3`` and
+        ``omasgan fit --seed 3`` train the same run; None or a RandomState draw one. With an
+        :class:`~omasgan.config.OMASGANConfig` as ``config``, None keeps its seed.
     verbose : int, default=0
         0 silent; 1 progress bars; 2 also logged metrics.
     run_dir : str, default=None
@@ -98,9 +104,9 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "preset": [Options({"quick", "paper"})],
-        "config": [dict, None],
-        "divergence": [str],
+        "preset": [Options(set(PRESET_NAMES))],
+        "config": [dict, OMASGANConfig, None],
+        "divergence": [str, None],
         "divergence_params": [dict, None],
         "contamination": [Options({"auto"}), Interval(Real, 0, 0.5, closed="right")],
         "device": [str, torch.device],
@@ -118,6 +124,11 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
             "it requires the constraint objects of scikit-learn's private _param_validation module; the "
             "same (0, 0.5] interval is enforced by omasgan._validation and tested separately"
         ),
+        "check_methods_subset_invariance": (
+            "the networks compute in float32, and a matrix product over a batch rounds differently from one "
+            "over a subset by about one ulp, over the check's 1e-7 tolerance; tests/pipeline/test_detector.py "
+            "checks subset invariance at float32's tolerance"
+        ),
     }
 
     def __init__(
@@ -125,7 +136,7 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
         *,
         preset="quick",
         config=None,
-        divergence="klwgan",
+        divergence=None,
         divergence_params=None,
         contamination="auto",
         device="auto",
@@ -175,13 +186,18 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
             X = X.copy()
         return torch.from_numpy(X).reshape(X.shape[0], *shape)
 
-    def _build_config(self, kind: str, seed: int) -> OMASGANConfig:
-        config = OMASGANConfig.preset(self.preset, kind)
-        overrides: dict[str, Any] = {"seed": seed, "divergence": self.divergence}
-        if self.divergence_params is not None or self.divergence != config.divergence:
-            overrides["divergence_params"] = dict(self.divergence_params or {})
-        overrides.update(self.config or {})
-        return config.with_overrides(overrides)
+    def _build_config(self, kind: str) -> OMASGANConfig:
+        """The one path from this estimator's parameters to the run's configuration."""
+        keep_seed = isinstance(self.config, OMASGANConfig) and self.random_state is None
+        seed = self.config.seed if keep_seed else resolve_seed(self.random_state)
+        return resolve_config(
+            self.preset,
+            kind,
+            self.config,
+            seed=seed,
+            divergence=self.divergence,
+            divergence_params=self.divergence_params,
+        )
 
     # -- fitting ------------------------------------------------------------------------------------
 
@@ -190,8 +206,7 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
         validate_params(self)
         samples = self._samples(X, reset=True)
         self.input_shape_ = tuple(samples.shape[1:])
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        self.config_ = self._build_config("vector" if samples.dim() == 2 else "image", seed)
+        self.config_ = self._build_config("vector" if samples.dim() == 2 else "image")
         self.device_ = resolve_device(self.device)
         pipeline = OMASGAN(
             self.config_, self.run_dir, device=str(self.device_), verbose=self.verbose, runtime=self.runtime
@@ -259,8 +274,7 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
     def boundary_samples(self, n: int, random_state=None) -> np.ndarray:
         """n samples of the boundary generator B, shaped like the training samples."""
         check_is_fitted(self)
-        seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-        samples = self.models_.sample("boundary", n, torch.Generator().manual_seed(seed))
+        samples = self.models_.sample("boundary", n, torch.Generator().manual_seed(resolve_seed(random_state)))
         return samples.cpu().numpy().reshape(n, *self.input_shape_)
 
     # -- persistence (safetensors + JSON, no pickle) ----------------------------------------------------
@@ -280,6 +294,8 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
         params = {k: (str(v) if isinstance(v, (Path, torch.device)) else v) for k, v in self.get_params().items()}
         if not isinstance(params["random_state"], (int, type(None))):
             params["random_state"] = None
+        if isinstance(params["config"], OMASGANConfig):  # a whole configuration, tagged so load rebuilds it
+            params["config"] = {_WHOLE_CONFIG: params["config"].to_dict()}
         state = {
             "params": params,
             "config": self.config_.to_dict(),
@@ -298,7 +314,10 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
             tensors = load_file(str(path / "weights.safetensors"), device=str(torch.device(map_location)))
         except (OSError, ValueError) as exc:
             raise CheckpointError(f"{path} is not a saved OMASGANDetector ({exc}).") from exc
-        estimator = cls(**state["params"])
+        params = state["params"]
+        if isinstance(params.get("config"), dict) and set(params["config"]) == {_WHOLE_CONFIG}:
+            params["config"] = OMASGANConfig.from_dict(params["config"][_WHOLE_CONFIG])
+        estimator = cls(**params)
         estimator.config_ = OMASGANConfig.from_dict(state["config"])
         estimator.input_shape_ = tuple(state["input_shape"])
         estimator.n_features_in_ = state["n_features_in"]

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from omasgan.checkpoint import atomic_write_text
+from omasgan.config import OMASGANConfig
 from omasgan.data.protocols import Split, make_split
 from omasgan.detector import OMASGANDetector
 from omasgan.evaluation.baselines import STATISTICS, run_baselines
@@ -112,7 +113,7 @@ def _baselines(split: Split, out: Path) -> dict[str, Any]:
     return result
 
 
-def _run(split: Split, seed: int, preset: str, overrides: dict, device: str, out: Path) -> dict[str, Any]:
+def _run(split: Split, seed: int, preset: str, overrides, device: str, out: Path) -> dict[str, Any]:
     start = time.perf_counter()
     detector = OMASGANDetector(preset=preset, config=overrides or None, random_state=seed, device=device)
     detector.fit(split.train)
@@ -157,7 +158,7 @@ def evaluate(
     preset: str = "quick",
     out: str | Path = "evaluation",
     data_dir: str | None = None,
-    overrides: dict | None = None,
+    overrides: dict | OMASGANConfig | None = None,
     device: str = "auto",
     verbose: int = 1,
 ) -> dict[str, Any]:
@@ -176,7 +177,7 @@ def evaluate(
         _baselines(split, out)
         if run_path.exists():
             continue
-        atomic_write_text(run_path, json.dumps(_run(split, seed, preset, overrides or {}, device, out), indent=1))
+        atomic_write_text(run_path, json.dumps(_run(split, seed, preset, overrides, device, out), indent=1))
     return summarise(out)
 
 

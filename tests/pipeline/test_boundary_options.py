@@ -10,7 +10,7 @@ from torch import nn
 
 from omasgan import divergences
 from omasgan.checkpoint import load_state
-from omasgan.config import IMAGE_DEFAULTS, PAPER_RECIPE, OMASGANConfig
+from omasgan.config import PAPER_B, PAPER_J, TUNED_IMAGE, OMASGANConfig
 from omasgan.data import bimodal, bimodal_anomalies
 from omasgan.errors import InvalidInputError
 from omasgan.nets import MLPCritic, MLPGenerator
@@ -289,19 +289,23 @@ def test_stroke_augment_thickens_or_thins_images_and_leaves_vectors_alone():
     assert stroke_augment(vectors, torch.Generator().manual_seed(1)) is vectors
 
 
-def test_image_presets_use_the_chosen_options_and_paper_recipe_undoes_them():
-    assert set(PAPER_RECIPE) == set(IMAGE_DEFAULTS)
-    for name in ("quick", "paper"):
-        image = OMASGANConfig.preset(name, "image")
+def test_tuned_presets_differ_from_the_paper_presets_only_by_the_tuned_recipe():
+    paper_values = {**PAPER_B, **PAPER_J}
+    assert set(paper_values) == set(TUNED_IMAGE)
+    for tuned, paper in (("quick", "paper-quick"), ("tuned", "paper")):
+        image = OMASGANConfig.preset(tuned, "image")
         assert (image.detector.input_space, image.detector.head) == ("critic_features", "neighbours")
         assert image.detector.local_k > 0 and image.task2.boundary_space == "latent_shell"
-        undone = image.with_overrides(PAPER_RECIPE)
-        for key in PAPER_RECIPE:
-            section, field = key.split(".")
-            assert getattr(getattr(undone, section), field) == getattr(getattr(OMASGANConfig(), section), field), key
-    # OMASGANConfig() itself and the vector presets (2-D data: the paper's J measured at AUROC 0.99) keep the
-    # paper's recipe.
-    assert OMASGANConfig().with_overrides(PAPER_RECIPE) == OMASGANConfig()
+        assert image.with_overrides(paper_values) == OMASGANConfig.preset(paper, "image")
+    # The paper preset is OMASGANConfig()'s defaults: the published recipe, KL-WGAN as Song & Ermon wrote it.
+    paper = OMASGANConfig.preset("paper", "image")
+    assert paper == OMASGANConfig()
+    assert (paper.task2.boundary_space, paper.task2.nearness_space, paper.detector.input_space) == (
+        "weights", "pixels", "pixels")
+    assert paper.divergence == "klwgan" and paper.divergence_params == {"temperature": 5.0, "form": "reference"}
+    assert (paper.task2.mu, paper.task2.nu, paper.task2.pool_size, paper.task2.batch_size) == (0.2, 0.3, 1024, 256)
+    vector = OMASGANConfig.preset("paper", "vector")
+    assert (vector.task2.mu, vector.task2.nu, vector.task2.pool_size, vector.task2.batch_size) == (8.0, 20.0, 4096, 100)
     assert OMASGANConfig.preset("quick", "vector").detector.input_space == "pixels"
 
 

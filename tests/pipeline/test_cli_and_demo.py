@@ -36,11 +36,50 @@ def test_cli_config_prints_a_preset_with_overrides():
     bad = _omasgan("config", "--set", "task2.muu=1")
     assert bad.returncode == 2 and "unknown configuration field 'task2.muu'" in bad.stderr
     image = json.loads(_omasgan("config").stdout)["detector"]
-    paper = json.loads(_omasgan("config", "--paper-recipe", "--set", "detector.steps=9").stdout)["detector"]
+    paper = json.loads(_omasgan("config", "--preset", "paper-quick", "--set", "detector.steps=9").stdout)["detector"]
     assert (image["input_space"], image["head"]) == ("critic_features", "neighbours")
     assert (paper["input_space"], paper["head"], paper["steps"]) == ("pixels", "mlp", 9)
-    vector = json.loads(_omasgan("config", "--kind", "vector", "--paper-recipe").stdout)["detector"]
-    assert vector == json.loads(_omasgan("config", "--kind", "vector").stdout)["detector"]  # lr 1e-3 kept
+    form = json.loads(_omasgan("config", "--set", "divergence_params.form=detached").stdout)["divergence_params"]
+    assert form == {"temperature": 5.0, "form": "detached"}
+
+
+def test_cli_config_describe_lists_every_field_with_each_preset():
+    from omasgan.config import _rows
+
+    result = _omasgan("config", "--describe")
+    assert result.returncode == 0, result.stderr
+    for dotted, _, _ in _rows():
+        assert f"  {dotted} = " in result.stdout, dotted
+    assert "presets (image / vector): quick 0.2 / 8.0; tuned 0.2 / 8.0; paper 0.2 / 8.0" in result.stdout
+
+
+def test_configuration_reference_in_docs_is_current():
+    from pathlib import Path
+
+    from omasgan.config import describe
+
+    reference = Path(__file__).parents[2] / "docs" / "configuration.md"
+    assert reference.read_text() == describe(markdown=True), (
+        "docs/configuration.md is out of date: python -m omasgan config --describe --markdown > docs/configuration.md"
+    )
+
+
+def test_cli_fit_seed_and_estimator_random_state_train_the_same_run(tmp_path):
+    X = np.random.default_rng(1).normal(size=(120, 2)).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    sets = {"task1.steps": 20, "task2.steps": 5, "task3.steps": 5, "detector.steps": 10, "task2.pool_size": 64}
+    args = [arg for key, value in sets.items() for arg in ("--set", f"{key}={value}")]
+    result = _omasgan("fit", "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "model"), "--quiet",
+                      "--seed", "3", "--device", "cpu", *args)
+    assert result.returncode == 0, result.stderr
+    from_cli = OMASGANDetector.load(tmp_path / "model")
+    direct = OMASGANDetector(config=sets, random_state=3, device="cpu").fit(X)
+    assert from_cli.config_ == direct.config_ and direct.config_.seed == 3
+    np.testing.assert_array_equal(from_cli.anomaly_score(X), direct.anomaly_score(X))
+    other = OMASGANDetector(config=sets, random_state=4, device="cpu").fit(X)
+    assert not np.array_equal(other.anomaly_score(X), direct.anomaly_score(X))
+    refused = _omasgan("fit", "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "m2"), "--set", "seed=3")
+    assert refused.returncode == 2 and "random_state" in refused.stderr
 
 
 def test_cli_fit_reads_a_config_file_and_saves_a_loadable_detector(tmp_path):

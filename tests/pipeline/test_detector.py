@@ -124,3 +124,10 @@ def test_save_load_reproduces_scores_exactly(fitted, tmp_path):
     assert loaded.get_params() == det.get_params()
     with pytest.raises(CheckpointError):
         OMASGANDetector.load(tmp_path / "missing")
+
+
+def test_scores_are_subset_invariant_to_float32_rounding(fitted):
+    X, det = fitted
+    whole = det.decision_function(X)
+    for part in (slice(0, 1), slice(3, 23), slice(100, 300)):
+        np.testing.assert_allclose(det.decision_function(X[part]), whole[part], rtol=1e-5, atol=1e-5)
