@@ -27,7 +27,7 @@ from benchmarks.ablation_boundary import _fmt, _parse_classes
 from omasgan.checkpoint import atomic_write_text, checkpoint_files
 from omasgan.config import PAPER_J
 from omasgan.data.protocols import make_split
-from omasgan.detector import OMASGANDetector
+from omasgan.estimator import OMASGANDetector
 from omasgan.evaluation.baselines import STATISTICS
 from omasgan.evaluation.metrics import spearman
 from omasgan.evaluation.runner import baseline_metrics, split_metrics

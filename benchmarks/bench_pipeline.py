@@ -57,7 +57,8 @@ def worker(workload: str, runtime: str, device: str, out: Path) -> None:
     """One timed training run (every rank runs it; rank 0 writes the figures)."""
     from omasgan.config import OMASGANConfig
     from omasgan.distributed import session
-    from omasgan.pipeline import OMASGAN, resolve_device
+    from omasgan.pipeline import OMASGAN
+    from omasgan.runtime import resolve_device
 
     kind = "vector" if workload == "vector" else "image"
     config = OMASGANConfig.preset("quick", kind).with_overrides({**STEPS[workload], "log_every": 10})

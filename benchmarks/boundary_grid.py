@@ -13,7 +13,7 @@ import argparse
 
 import torch
 
-from omasgan.pipeline import OMASGANModels
+from omasgan.models import OMASGANModels
 from omasgan.plots import sample_grid
 
 

@@ -11,7 +11,7 @@ def __getattr__(name):
     # The estimator and pipeline pull in scikit-learn and the networks; load them on first use so that
     # `import omasgan` stays light for plugins and the operators.
     if name == "OMASGANDetector":
-        from omasgan.detector import OMASGANDetector
+        from omasgan.estimator import OMASGANDetector
 
         return OMASGANDetector
     if name == "OMASGAN":

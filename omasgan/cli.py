@@ -117,9 +117,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     import numpy as np
 
     from omasgan.config import OMASGANConfig
-    from omasgan.detector import OMASGANDetector
     from omasgan.distributed import session
-    from omasgan.pipeline import resolve_device
+    from omasgan.estimator import OMASGANDetector
+    from omasgan.runtime import resolve_device
 
     X = np.load(args.input, mmap_mode="r")
     config = _user_config(args)

@@ -23,7 +23,6 @@ import json
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,154 +36,15 @@ from omasgan.checkpoint import atomic_write_text, checkpoint_files, load_state, 
 from omasgan.config import OMASGANConfig
 from omasgan.distributed import DistributedContext, launched_by_torchrun, rank_device
 from omasgan.errors import CheckpointError, InvalidInputError, NonFiniteLossError
-from omasgan.nets import build_nets
-from omasgan.nets.wrappers import CriticFeatureDetector, StandardisedInput, boundary_network
-from omasgan.runtime import Engine, RuntimeOptions
-from omasgan.tasks import BoundaryTrainer, DetectorTrainer, RetrainTrainer, Task1Trainer
-from omasgan.tasks._common import TaskTrainer
+from omasgan.models import OMASGANModels
+from omasgan.nets.assembly import config_nets, detector_network
+from omasgan.runtime import Engine, RuntimeOptions, resolve_device
+from omasgan.tasks import BoundaryTrainer, DetectorTrainer, GANTrainer, RetrainTrainer, TaskTrainer
 
-__all__ = ["OMASGAN", "OMASGANModels", "TASKS", "resolve_device"]
+__all__ = ["OMASGAN"]
 
 logger = logging.getLogger("omasgan")
-TASKS = ("task1", "task2", "task3", "detector")
 Callback = Callable[[str, int, dict[str, float]], None]
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-@dataclass
-class OMASGANModels:
-    """The trained networks. Scores follow the paper: higher = more anomalous."""
-
-    generator: nn.Module
-    critic: nn.Module
-    boundary: nn.Module
-    boundary_critic: nn.Module
-    retrained_generator: nn.Module
-    retrain_critic: nn.Module
-    detector: nn.Module
-    latent_dim: int
-
-    NAMES = ("generator", "critic", "boundary", "boundary_critic", "retrained_generator", "retrain_critic", "detector")
-    # Where each network's final state lives in a run directory: (task checkpoint, key in its "models").
-    _IN_RUN = {
-        "generator": ("task1", "generator"),
-        "critic": ("task1", "critic"),
-        "boundary": ("task2", "boundary"),
-        "boundary_critic": ("task2", "boundary_critic"),
-        "retrained_generator": ("task3", "retrained_generator"),
-        "retrain_critic": ("task3", "retrain_critic"),
-        "detector": ("detector", "detector"),
-    }
-
-    @classmethod
-    def build(
-        cls,
-        config: OMASGANConfig,
-        input_shape: tuple[int, ...],
-        weights: dict[str, dict[str, torch.Tensor]],
-        device: torch.device | str = "cpu",
-    ) -> OMASGANModels:
-        """The built-in networks for ``input_shape`` with the given state dicts (one per name in NAMES)."""
-
-        def nets():
-            return build_nets(tuple(input_shape), config.latent_dim, config.width, config.spectral_norm)
-
-        generator, critic, detector = nets()
-        if config.detector.input_space == "critic_features":  # J's own copy of D, loaded from its state
-            detector = _feature_detector(nets()[1], tuple(input_shape), config)
-        boundary = boundary_network(nets()[0], config.task2.boundary_space, config.latent_dim)
-        modules = {
-            "generator": generator,
-            "critic": critic,
-            "detector": _detector_input(detector, config),
-            "boundary": boundary,
-            "retrained_generator": nets()[0],
-            "boundary_critic": nets()[1],
-            "retrain_critic": nets()[1],
-        }
-        for name, module in modules.items():
-            module.load_state_dict(weights[name])
-            module.to(device)
-        return cls(**modules, latent_dim=config.latent_dim).eval()
-
-    @classmethod
-    def load_run(cls, run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[OMASGANModels, OMASGANConfig]:
-        """The networks of a completed run directory (built-in networks only) and its configuration."""
-        run_dir = Path(run_dir)
-        try:
-            record = json.loads((run_dir / "config.json").read_text())
-            completed = json.loads((run_dir / "state.json").read_text())["completed"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"{run_dir} is not an OMASGAN run directory ({exc}).") from exc
-        missing = [task for task in TASKS if task not in completed]
-        if missing:
-            raise CheckpointError(f"{run_dir}: tasks {missing} have not completed; resume the run first.")
-        config = OMASGANConfig.from_dict(record["config"])
-        states = {task: load_state(run_dir / task, "cpu")["models"] for task in TASKS}
-        weights = {name: states[task][key] for name, (task, key) in cls._IN_RUN.items()}
-        try:
-            return cls.build(config, tuple(record["data"]["shape"][1:]), weights, device), config
-        except RuntimeError as exc:  # state dicts that do not fit the built-in networks
-            raise CheckpointError(
-                f"{run_dir} was trained with networks other than the built-in ones; load them yourself ({exc})."
-            ) from exc
-
-    def eval(self) -> OMASGANModels:
-        for module in self.modules().values():
-            module.eval()
-        return self
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {k: v for k, v in vars(self).items() if isinstance(v, nn.Module)}
-
-    @torch.no_grad()
-    def sample(self, which: str, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n samples from ``generator``, ``boundary`` or ``retrained_generator`` (eval mode, no grad)."""
-        model = getattr(self, which)
-        device = next(model.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator).to(device)
-        return model.eval()(z)
-
-    @torch.no_grad()
-    def scores(
-        self,
-        x: torch.Tensor,
-        batch_size: int = 4096,
-        which: tuple[str, ...] = ("detector", "task1_critic", "task3_critic"),
-    ) -> dict[str, torch.Tensor]:
-        """Anomaly scores (higher = more anomalous): ``detector`` = J's logit, ``task1_critic`` = -D(x),
-        ``task3_critic`` = -C(x); ``which`` picks the ones computed."""
-        self.eval()
-        networks = {
-            "detector": (self.detector, 1.0),
-            "task1_critic": (self.critic, -1.0),
-            "task3_critic": (self.retrain_critic, -1.0),
-        }
-        out: dict[str, list[torch.Tensor]] = {name: [] for name in which}
-        device = next(self.detector.parameters()).device
-        for start in range(0, x.shape[0], batch_size):
-            chunk = x[start : start + batch_size].to(device)
-            for name in which:
-                network, sign = networks[name]
-                out[name].append(sign * network(chunk).float().cpu())
-        return {k: torch.cat(v) for k, v in out.items()}
-
-
-def _feature_detector(critic: nn.Module, input_shape: tuple[int, ...], config: OMASGANConfig) -> nn.Module:
-    """J as a head on ``critic``'s features (detector.input_space="critic_features"), as configured."""
-    cfg = config.detector
-    return CriticFeatureDetector.around(critic, input_shape, cfg.head, cfg.head_size, cfg.feature_rank, cfg.local_k)
-
-
-def _detector_input(detector: nn.Module, config: OMASGANConfig) -> nn.Module:
-    """J as configured: on the samples as they are, or on each sample standardised (detector.input_norm)."""
-    return StandardisedInput(detector) if config.detector.input_norm == "per_sample" else detector
 
 
 def _streams(seed: int, task_index: int, rank: int = 0) -> dict[str, torch.Generator]:
@@ -374,11 +234,10 @@ class OMASGAN:
                 generator, critic, detector = self.modules
                 fresh_critic = None
             else:
-                generator, critic, detector = build_nets(input_shape, cfg.latent_dim, cfg.width, cfg.spectral_norm)
-                _, fresh_critic, _ = build_nets(input_shape, cfg.latent_dim, cfg.width, cfg.spectral_norm)
-            if cfg.detector.input_space == "critic_features":  # its head drawn after the networks above
-                detector = _feature_detector(critic, input_shape, cfg)
-        modules = (generator, critic, _detector_input(detector, self.config), fresh_critic)
+                generator, critic, detector = config_nets(cfg, input_shape)
+                _, fresh_critic, _ = config_nets(cfg, input_shape)
+            detector = detector_network(critic, detector, cfg, input_shape)  # a head drawn after the networks above
+        modules = (generator, critic, detector, fresh_critic)
         return tuple(m.to(self.device) if m is not None else None for m in modules)
 
     def fit(self, x: torch.Tensor) -> OMASGANModels:
@@ -398,7 +257,7 @@ class OMASGAN:
         generator, critic, detector, fresh_critic = self._build_modules(tuple(x.shape[1:]))
         common = dict(latent_dim=cfg.latent_dim, engine=Engine(self.device, self.runtime, self.context))
 
-        task1 = Task1Trainer(generator, critic, divergence, cfg.task1, streams=_streams(cfg.seed, 1, rank), **common)
+        task1 = GANTrainer(generator, critic, divergence, cfg.task1, streams=_streams(cfg.seed, 1, rank), **common)
         self._run_task(task1, cfg.task1.steps, x, completed)
         task2 = BoundaryTrainer(generator, critic, divergence, cfg.task2, streams=_streams(cfg.seed, 2, rank), **common)
         self._run_task(task2, cfg.task2.steps, x, completed)

@@ -22,9 +22,16 @@ from torch.nn.utils import parametrize
 from omasgan.distributed import DistributedContext
 from omasgan.errors import InvalidInputError
 
-__all__ = ["Engine", "RuntimeOptions"]
+__all__ = ["Engine", "RuntimeOptions", "resolve_device"]
 
 PRECISIONS = ("fp32", "bf16")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ import torch
 from tqdm.auto import tqdm
 
 from omasgan.errors import CheckpointError, InvalidInputError
-from omasgan.nets.wrappers import unit_features
-from omasgan.pipeline import OMASGANModels, resolve_device
+from omasgan.models import ESTIMATOR_FILE, OMASGANModels, read_saved
+from omasgan.nets.features import unit_features
+from omasgan.runtime import resolve_device
 
 __all__ = [
     "critic_features",
@@ -38,11 +39,9 @@ def load_models(path: str | Path, device: str = "auto") -> tuple[OMASGANModels, 
     """The networks in ``path`` (a saved detector or a completed run directory) and their input shape."""
     path = Path(path)
     device = resolve_device(device)
-    if (path / "estimator.json").exists():
-        from omasgan.detector import OMASGANDetector
-
-        detector = OMASGANDetector.load(path, map_location=device)
-        return detector.models_, tuple(detector.input_shape_)
+    if (path / ESTIMATOR_FILE).exists():
+        models, state = read_saved(path, device)
+        return models, tuple(state["input_shape"])
     if (path / "config.json").exists():
         models, _ = OMASGANModels.load_run(path, device)
         return models, tuple(json.loads((path / "config.json").read_text())["data"]["shape"][1:])

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from omasgan.checkpoint import atomic_write_text
 from omasgan.config import OMASGANConfig
 from omasgan.data.protocols import Split, make_split
-from omasgan.detector import OMASGANDetector
+from omasgan.estimator import OMASGANDetector
 from omasgan.evaluation.baselines import STATISTICS, run_baselines
 from omasgan.evaluation.metrics import detection_metrics, spearman
 from omasgan.plots import model_samples

@@ -9,7 +9,7 @@ from torch import nn
 
 from omasgan.config import DetectorConfig
 from omasgan.runtime import Engine
-from omasgan.tasks._common import TaskTrainer, adam, sample_batch
+from omasgan.tasks.base import TaskTrainer, adam, sample_batch
 
 __all__ = ["DetectorTrainer", "detector_loss", "stroke_augment"]
 

@@ -39,13 +39,13 @@ def test_builtins_are_registered_with_their_provider():
     for name in BUILTINS:
         assert table[name].distribution == "omasgan"
         assert table[name].plugin == "omasgan.builtin"
-    assert table["klwgan"].parameters == {"temperature": 5.0}
+    assert table["klwgan"].parameters == {"temperature": 5.0, "form": "reference"}
     assert table["wasserstein"].parameters == {"gradient_penalty": 10.0}
 
 
 def test_get_builds_with_parameters_and_rejects_unknown_ones():
     assert divergences.get("klwgan", temperature=2.0).temperature == 2.0
-    with pytest.raises(InvalidInputError, match=r"takes parameters \['temperature'\], got \['tau'\]"):
+    with pytest.raises(InvalidInputError, match=r"takes parameters \['form', 'temperature'\], got \['tau'\]"):
         divergences.get("klwgan", tau=2.0)
 
 

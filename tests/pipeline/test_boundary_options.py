@@ -13,18 +13,14 @@ from omasgan.checkpoint import load_state
 from omasgan.config import PAPER_B, PAPER_J, TUNED_IMAGE, OMASGANConfig
 from omasgan.data import bimodal, bimodal_anomalies
 from omasgan.errors import InvalidInputError
+from omasgan.models import OMASGANModels
 from omasgan.nets import MLPCritic, MLPGenerator
-from omasgan.nets.wrappers import (
-    CriticFeatureDetector,
-    LatentShiftGenerator,
-    NeighbourHead,
-    PrototypeHead,
-    StandardisedInput,
-)
-from omasgan.pipeline import OMASGAN, OMASGANModels, _streams
+from omasgan.nets.boundary import LatentShiftGenerator
+from omasgan.nets.heads import CriticFeatureDetector, NeighbourHead, PrototypeHead, StandardisedInput
+from omasgan.pipeline import OMASGAN, _streams
 from omasgan.runtime import Engine
+from omasgan.tasks.boundary import BoundaryTrainer, boundary_loss, repulsion, statistics_gap
 from omasgan.tasks.detector import stroke_augment
-from omasgan.tasks.task2 import BoundaryTrainer, boundary_loss, repulsion, statistics_gap
 
 OPTIONS = {
     "task2.boundary_space": "latent_shell",

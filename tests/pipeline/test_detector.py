@@ -131,3 +131,33 @@ def test_scores_are_subset_invariant_to_float32_rounding(fitted):
     whole = det.decision_function(X)
     for part in (slice(0, 1), slice(3, 23), slice(100, 300)):
         np.testing.assert_allclose(det.decision_function(X[part]), whole[part], rtol=1e-5, atol=1e-5)
+
+
+def test_one_configuration_path_refuses_a_setting_given_twice():
+    from omasgan.config import OMASGANConfig, resolve_config, resolve_seed
+    from omasgan.errors import InvalidInputError
+
+    assert resolve_seed(3) == 3 and resolve_seed(np.int64(7)) == 7
+    assert resolve_seed(np.random.RandomState(0)) == resolve_seed(np.random.RandomState(0))
+    config = resolve_config("quick", "vector", {"task2.mu": 2.0}, seed=4, divergence="js")
+    assert (config.seed, config.task2.mu, config.divergence, config.divergence_params) == (4, 2.0, "js", {})
+    with pytest.raises(InvalidInputError, match="random_state"):
+        resolve_config("quick", "vector", {"seed": 1}, seed=4)
+    with pytest.raises(InvalidInputError, match="given both"):
+        resolve_config("quick", "vector", {"divergence": "kl"}, seed=4, divergence="js")
+    whole = OMASGANConfig.preset("paper", "vector").with_overrides({"seed": 11})
+    assert resolve_config("quick", "image", whole, seed=11) == whole  # a whole configuration: preset unused
+
+
+def test_a_whole_configuration_keeps_its_seed_and_survives_save_and_load(tmp_path):
+    from omasgan.config import OMASGANConfig
+
+    whole = OMASGANConfig.preset("quick", "vector").with_overrides({**TINY, "seed": 11})
+    X = np.random.default_rng(2).normal(size=(120, 2)).astype(np.float32)
+    det = OMASGANDetector(config=whole, device="cpu").fit(X)
+    assert det.config_ == whole and det.config_.seed == 11
+    assert OMASGANDetector(config=whole, random_state=5, device="cpu").fit(X).config_.seed == 5
+    det.save(tmp_path / "model")
+    loaded = OMASGANDetector.load(tmp_path / "model")
+    assert loaded.get_params()["config"] == whole
+    np.testing.assert_array_equal(loaded.anomaly_score(X), det.anomaly_score(X))

@@ -19,8 +19,8 @@ from safetensors.torch import load_file
 from sklearn.metrics import roc_auc_score
 
 from omasgan.data import bimodal, bimodal_anomalies
-from omasgan.detector import OMASGANDetector
 from omasgan.distributed import DistributedContext
+from omasgan.estimator import OMASGANDetector
 from omasgan.pipeline import _streams
 
 pytestmark = pytest.mark.skipif(

@@ -9,8 +9,8 @@ import pytest
 
 from omasgan.cli import main
 from omasgan.data import bimodal
-from omasgan.detector import OMASGANDetector
 from omasgan.errors import CheckpointError
+from omasgan.estimator import OMASGANDetector
 
 TINY = {"task1.steps": 30, "task2.steps": 10, "task3.steps": 10, "detector.steps": 30, "log_every": 10}
 

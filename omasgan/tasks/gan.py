@@ -8,12 +8,12 @@ from torch import nn
 from omasgan.config import Task1Config
 from omasgan.divergences import Divergence
 from omasgan.runtime import Engine
-from omasgan.tasks._common import AdversarialTrainer, adam, sample_batch
+from omasgan.tasks.base import AdversarialTrainer, adam, sample_batch
 
-__all__ = ["Task1Trainer"]
+__all__ = ["GANTrainer"]
 
 
-class Task1Trainer(AdversarialTrainer):
+class GANTrainer(AdversarialTrainer):
     """Trains G and D from scratch (or from the modules given)."""
 
     name = "task1"

@@ -1,4 +1,5 @@
-"""Networks built around others: the latent-space boundary generator and the standardised-input detector."""
+"""J's networks on the Task-1 critic's features (detector.input_space="critic_features") and J's
+standardised-input wrapper (detector.input_norm="per_sample")."""
 
 from __future__ import annotations
 
@@ -8,63 +9,9 @@ import torch
 from torch import nn
 
 from omasgan.errors import InvalidInputError
+from omasgan.nets.features import unit_features
 
-__all__ = [
-    "CriticFeatureDetector",
-    "LatentShiftGenerator",
-    "NeighbourHead",
-    "PrototypeHead",
-    "StandardisedInput",
-    "boundary_network",
-    "unit_features",
-]
-
-
-def unit_features(critic: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The critic's view of x: its last hidden layer (``critic.features``), flattened and scaled to unit
-    length, so distances between samples lie in [0, 2] whatever the network's scale."""
-    return nn.functional.normalize(critic.features(x).flatten(1), dim=1)
-
-
-class LatentShiftGenerator(nn.Module):
-    """B(z) = G(z + h(z)) with G frozen: B moves only along G's manifold (DESIGN §8, "latent-space B").
-
-    h is a small MLP whose last layer starts at zero, so B starts as G exactly. ``keep_norm=True`` rescales
-    z + h(z) to the length of z: B's latents stay on the shell where a Gaussian's draws lie (|z| ~ sqrt(L)),
-    the only latents G was trained on, so B moves between G's outputs instead of off to latents whose
-    images G never learnt to make realistic.
-    """
-
-    def __init__(self, generator: nn.Module, latent_dim: int, hidden: int = 128, keep_norm: bool = False) -> None:
-        super().__init__()
-        self.generator = generator.requires_grad_(False).eval()
-        self.shift = nn.Sequential(
-            nn.Linear(latent_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2)
-        )
-        self.out = nn.Linear(hidden, latent_dim)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-        self.latent_dim = latent_dim
-        self.keep_norm = keep_norm
-
-    def train(self, mode: bool = True) -> LatentShiftGenerator:
-        super().train(mode)
-        self.generator.eval()  # G is frozen: its BatchNorm keeps G's running statistics
-        return self
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        shifted = z + self.out(self.shift(z))
-        if self.keep_norm:
-            shifted = shifted * (z.norm(dim=1, keepdim=True) / shifted.norm(dim=1, keepdim=True).clamp_min(1e-12))
-        return self.generator(shifted)
-
-
-def boundary_network(generator: nn.Module, boundary_space: str, latent_dim: int) -> nn.Module:
-    """B's network for ``task2.boundary_space``: ``generator`` itself ("weights": B is trained as a copy of G)
-    or wrapped in a latent shift ("latent", "latent_shell"). One place for training and for reloading a run."""
-    if boundary_space == "weights":
-        return generator
-    return LatentShiftGenerator(generator, latent_dim, keep_norm=boundary_space == "latent_shell")
+__all__ = ["CriticFeatureDetector", "NeighbourHead", "PrototypeHead", "StandardisedInput"]
 
 
 class StandardisedInput(nn.Module):
@@ -136,8 +83,7 @@ class NeighbourHead(nn.Module):
     The logit is exp(log_scale) * (score - offset). The stored samples stay fixed, so J's training against
     B's samples (the metric weights and calibration) cannot move normal regions away from the data, which a
     prototype head's training does; many stored samples cover the data finely where 256 prototypes cover
-    it coarsely (MNIST leave-one-out, digit 9, test AUROC: nearest of 256 stored samples 0.58, of all
-    ~46 000 0.77, relative to the local spacing with K = 10 0.91).
+    it coarsely (measured in benchmarks/results/README.md).
     """
 
     search = 32  # stored samples the soft minimum runs over (local_k = 0; see _nearest())

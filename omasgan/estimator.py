@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from omasgan._validation import Interval, Options, validate_params
-from omasgan.checkpoint import atomic_write_text
 from omasgan.config import PRESET_NAMES, OMASGANConfig, resolve_config, resolve_seed
-from omasgan.errors import CheckpointError, InvalidInputError
-from omasgan.pipeline import OMASGAN, OMASGANModels, resolve_device
+from omasgan.errors import InvalidInputError
+from omasgan.models import OMASGANModels, read_saved, write_saved
+from omasgan.pipeline import OMASGAN
+from omasgan.runtime import resolve_device
 from omasgan.scoring import score_batches
 
 __all__ = ["OMASGANDetector"]
@@ -282,15 +281,6 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
     def save(self, path) -> None:
         """Write ``path/estimator.json`` and ``path/weights.safetensors``."""
         check_is_fitted(self)
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        tensors = {
-            f"{name}.{key}": value.detach().cpu().contiguous().clone()
-            for name, module in self.models_.modules().items()
-            for key, value in module.state_dict().items()
-        }
-        save_file(tensors, str(path / "weights.safetensors.tmp"))
-        (path / "weights.safetensors.tmp").replace(path / "weights.safetensors")
         params = {k: (str(v) if isinstance(v, (Path, torch.device)) else v) for k, v in self.get_params().items()}
         if not isinstance(params["random_state"], (int, type(None))):
             params["random_state"] = None
@@ -303,17 +293,12 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
             "input_shape": list(self.input_shape_),
             "n_features_in": self.n_features_in_,
         }
-        atomic_write_text(path / "estimator.json", json.dumps(state, indent=2))
+        write_saved(path, self.models_, state)
 
     @classmethod
     def load(cls, path, map_location="cpu") -> OMASGANDetector:
         """Load a detector written by :meth:`save`, its networks on ``map_location``."""
-        path = Path(path)
-        try:
-            state = json.loads((path / "estimator.json").read_text())
-            tensors = load_file(str(path / "weights.safetensors"), device=str(torch.device(map_location)))
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"{path} is not a saved OMASGANDetector ({exc}).") from exc
+        models, state = read_saved(path, map_location)
         params = state["params"]
         if isinstance(params.get("config"), dict) and set(params["config"]) == {_WHOLE_CONFIG}:
             params["config"] = OMASGANConfig.from_dict(params["config"][_WHOLE_CONFIG])
@@ -324,11 +309,7 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
         estimator.offset_ = state["offset"]
         estimator.device_ = torch.device(map_location)
         estimator.history_ = []
-        weights = {name: {} for name in OMASGANModels.NAMES}
-        for key, value in tensors.items():
-            name, _, param = key.partition(".")
-            weights[name][param] = value
-        estimator._set_models(estimator._rebuild_models(weights, estimator.device_))
+        estimator._set_models(models)
         return estimator
 
     def _rebuild_models(self, weights: dict[str, dict[str, torch.Tensor]], device: torch.device) -> OMASGANModels:

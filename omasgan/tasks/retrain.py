@@ -15,7 +15,7 @@ from torch import nn
 from omasgan.config import Task3Config
 from omasgan.divergences import Divergence
 from omasgan.runtime import Engine
-from omasgan.tasks._common import AdversarialTrainer, adam, sample_batch
+from omasgan.tasks.base import AdversarialTrainer, adam, sample_batch
 
 __all__ = ["RetrainTrainer", "active_share", "retrain_critic_loss"]
 

@@ -23,9 +23,10 @@ from torch import nn
 from omasgan import ops
 from omasgan.config import Task2Config
 from omasgan.divergences import Divergence
-from omasgan.nets.wrappers import boundary_network, unit_features
+from omasgan.nets.assembly import boundary_network
+from omasgan.nets.features import CriticFeatures
 from omasgan.runtime import Engine
-from omasgan.tasks._common import AdversarialTrainer, adam, sample_batch
+from omasgan.tasks.base import AdversarialTrainer, adam, sample_batch
 
 __all__ = ["BoundaryTrainer", "boundary_loss", "repulsion", "statistics_gap"]
 
@@ -94,17 +95,6 @@ def statistics_gap(b: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return (gap_mean.pow(2) + gap_sd.pow(2)).sum()
 
 
-class _Features(nn.Module):
-    """The frozen Task-1 critic's unit-normalised features: distances between them lie in [0, 2]."""
-
-    def __init__(self, critic: nn.Module) -> None:
-        super().__init__()
-        self.critic = copy.deepcopy(critic).requires_grad_(False).eval()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return unit_features(self.critic, x)
-
-
 class BoundaryTrainer(AdversarialTrainer):
     name = "task2"
 
@@ -134,7 +124,7 @@ class BoundaryTrainer(AdversarialTrainer):
         self.D_B = engine.prepare(self.critic, trained=True)
         self.embed: Embedding | None = None
         if config.nearness_space == "features":
-            self.embed = engine.prepare(_Features(critic), trained=False)
+            self.embed = engine.prepare(CriticFeatures(critic), trained=False)
         # log(mu), adapted when target_ratio > 0; saved with the trainer's state.
         # On the device, so adapting it needs no host synchronisation per step.
         log_mu = math.log(config.mu) if config.mu > 0 else -math.inf
