@@ -109,9 +109,13 @@ class RetrainTrainer(AdversarialTrainer):
             gamma=cfg.gamma,
         )
         metrics = {f"retrain_critic_{k}": v.detach() for k, v in terms.items()}
-        metrics["boundary_term_active"] = active_share(self.divergence.critic_fake_term, v_b)
+        self._last_v_b = v_b.detach()  # for the active share, measured only at logged steps (diagnostics)
         self.critic_descend("retrain_critic", self.divergence, self.C, terms["total"], real, gp)
         return metrics
+
+    def diagnostics(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The share of the last critic batch's B samples whose C term is active (a Jacobian: logged steps only)."""
+        return {"boundary_term_active": active_share(self.divergence.critic_fake_term, self._last_v_b)}
 
     def generator_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         # (2) Update G': minimise the generator loss against C.
