@@ -32,6 +32,7 @@ __all__ = [
     "describe",
     "resolve_config",
     "resolve_seed",
+    "table_sizes",
 ]
 
 
@@ -146,8 +147,9 @@ class DetectorConfig:
     )
     head: str = _doc(
         "mlp",
-        "With critic_features: 'mlp'; 'prototypes' = distance to the nearest of head_size learnt prototypes; "
-        "'neighbours' = distance to the nearest stored training samples in a learnt diagonal metric.",
+        "'mlp' (with 'pixels': the network on the samples, the paper's J); 'prototypes' = distance to the nearest "
+        "of head_size learnt prototypes; 'neighbours' = distance to the nearest stored training samples in a "
+        "learnt diagonal metric (on the critic's features, or on the samples themselves with 'pixels').",
     )
     head_size: int = _doc(256, "Hidden units of the MLP head, prototypes, or most training samples stored.")
     feature_rank: int = _doc(128, "'neighbours': principal components of the critic's features kept.")
@@ -171,6 +173,12 @@ class OMASGANConfig:
         {"temperature": 5.0, "form": "reference"},
         "Keyword parameters of the divergence (klwgan: temperature T and form, see omasgan.divergences.KLWGAN).",
     )
+    input_scaling: str = _doc(
+        "none",
+        "'standard': each column of vector data is scaled by the training rows' mean and SD (constant columns: "
+        "scale 1) before any task, and the scaler is kept with the networks, so raw rows are scored; 'none': "
+        "the samples as given (images, the paper's 2-D data).",
+    )
     width: int = _doc(64, "Hidden units (MLPs) or base channels (convolutional nets) of every network.")
     spectral_norm: bool = _doc(True, "Spectral normalisation on the critics D, D_B and C.")
     seed: int = _doc(
@@ -187,6 +195,7 @@ class OMASGANConfig:
 
     def __post_init__(self) -> None:
         choices = {
+            "input_scaling": (self.input_scaling, ("none", "standard")),
             "task2.reference": (self.task2.reference, ("generator", "data")),
             "task3.critic_init": (self.task3.critic_init, ("copy", "fresh")),
             "task2.boundary_space": (self.task2.boundary_space, ("weights", "latent", "latent_shell")),
@@ -204,8 +213,6 @@ class OMASGANConfig:
                 "detector.input_norm must be 'none' with detector.input_space='critic_features': the critic "
                 "was trained on the samples as they are."
             )
-        if self.detector.head != "mlp" and self.detector.input_space != "critic_features":
-            raise InvalidInputError("detector.head applies to detector.input_space='critic_features' only.")
         if self.detector.head_size < 1 or self.detector.feature_rank < 1 or self.detector.local_k < 0:
             raise InvalidInputError(
                 "detector.head_size and detector.feature_rank must be positive, detector.local_k non-negative."
@@ -324,28 +331,60 @@ _PAPER_QUICK_IMAGE = OMASGANConfig(
     task3=Task3Config(steps=500, batch_size=64),
     detector=DetectorConfig(steps=500, batch_size=64),
 )
-# Vectors at CPU size with settings chosen on the 2-D demo data: latent 8 (latent 2 left G mode-collapsed),
-# two critic steps and higher learning rates.
-_QUICK_VECTOR = OMASGANConfig(
+# Tables (any (n, d) vector data): the tabular recipe, its sizes derived from n and d by table_sizes().
+# Columns are standardised; J is a neighbour head on the scaled rows, a distance to the normal rows in a
+# metric trained against B's samples, so its score grows beyond the data however far an anomaly lies (an
+# MLP's logit extrapolates arbitrarily there: inverted AUROCs on ADBench, issue 16); B's nearness adapts
+# to G's own (target_ratio), a scale-free setting for any d. Chosen on the 12 ADBench tuning tables
+# (benchmarks/results/adbench/README.md).
+_TABULAR = OMASGANConfig(
     latent_dim=8,
     width=64,
-    task1=Task1Config(steps=3000, n_critic=2, batch_size=256, lr_generator=3e-4, lr_critic=3e-4),
-    task2=Task2Config(steps=400, batch_size=100, pool_size=4096, mu=8.0, nu=20.0, lr_boundary=1e-3, lr_critic=1e-3),
-    task3=Task3Config(steps=600, batch_size=256, lr_generator=1e-3, lr_critic=1e-3),
-    detector=DetectorConfig(steps=800, batch_size=256, lr=1e-3),
+    input_scaling="standard",
+    task1=Task1Config(steps=1500, n_critic=2, batch_size=256, lr_generator=3e-4, lr_critic=3e-4),
+    task2=Task2Config(
+        steps=300, batch_size=128, pool_size=2048, mu=1.0, nu=1.0, lr_boundary=1e-3, lr_critic=1e-3, target_ratio=2.0
+    ),
+    task3=Task3Config(steps=300, batch_size=256, lr_generator=1e-3, lr_critic=1e-3),
+    detector=DetectorConfig(steps=300, batch_size=256, lr=1e-3, head="neighbours", head_size=4096, local_k=0),
 )
 
+
+def table_sizes(n: int, d: int) -> dict[str, Any]:
+    """The tabular recipe's sizes for n training rows of d columns (dotted overrides of the preset).
+
+    - latent_dim = clip(d, 8, 32): enough latent directions for G to cover d columns (8: the 2-D demo's).
+    - width = clip(2 d rounded up to a power of two, 64, 256).
+    - batch sizes min(preset, n); Task 2's N and pool min(preset, n); J stores at most 4096 rows (the
+      rest train its metric), so scoring costs O(4096 d) per row at any n.
+    - step counts fixed: more rows are sampled in the same number of steps, not trained for longer.
+    """
+    if n < 2 or d < 1:
+        raise InvalidInputError(f"a table needs at least 2 rows and 1 column, got {n} x {d}.")
+    width = int(min(256, max(64, 1 << max(0, int(np.ceil(np.log2(2 * d)))))))
+    return {
+        "latent_dim": int(min(32, max(8, d))),
+        "width": width,
+        "task1.batch_size": min(_TABULAR.task1.batch_size, n),
+        "task2.batch_size": min(_TABULAR.task2.batch_size, n),
+        "task3.batch_size": min(_TABULAR.task3.batch_size, n),
+        "detector.batch_size": min(_TABULAR.detector.batch_size, n),
+    }
+
+
 PRESET_NAMES: dict[str, str] = {
-    "quick": "CPU-sized, tuned recipe (the default): images get TUNED_IMAGE; vectors the demo-tuned settings.",
-    "tuned": "Paper-sized, tuned recipe: images get TUNED_IMAGE; vectors as 'quick' (no larger vector recipe).",
+    "quick": "CPU-sized, tuned recipe (the default): images get TUNED_IMAGE; vectors the tabular recipe, sized "
+    "from the data by table_sizes().",
+    "tuned": "Paper-sized, tuned recipe: images get TUNED_IMAGE; vectors the tabular recipe as 'quick'.",
     "paper": "The paper's recipe at the paper's sizes (B, Task 3, J and KL-WGAN as published).",
     "paper-quick": "The paper's recipe at CPU size (images); vectors as 'paper' (its 2-D recipe is CPU-sized).",
 }
+TABULAR_PRESETS = ("quick", "tuned")  # vector presets sized from the data
 PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     ("quick", "image"): _PAPER_QUICK_IMAGE.with_overrides(TUNED_IMAGE).to_dict(),
-    ("quick", "vector"): _QUICK_VECTOR.to_dict(),
+    ("quick", "vector"): _TABULAR.to_dict(),
     ("tuned", "image"): _PAPER_IMAGE.with_overrides(TUNED_IMAGE).to_dict(),
-    ("tuned", "vector"): _QUICK_VECTOR.to_dict(),
+    ("tuned", "vector"): _TABULAR.to_dict(),
     ("paper", "image"): _PAPER_IMAGE.to_dict(),
     ("paper", "vector"): _PAPER_VECTOR.to_dict(),
     ("paper-quick", "image"): _PAPER_QUICK_IMAGE.to_dict(),
@@ -376,9 +415,13 @@ def resolve_config(
     seed: int,
     divergence: str | None = None,
     divergence_params: dict[str, Any] | None = None,
+    data_shape: tuple[int, ...] | None = None,
 ) -> OMASGANConfig:
     """The configuration of a fit: ``preset`` for ``kind`` data with the user's dotted overrides ``config``
     (or ``config`` itself when it is an :class:`OMASGANConfig`), the seed, and the divergence if given.
+
+    ``data_shape`` (n, d) sizes the tabular recipe (the "quick" and "tuned" vector presets) by
+    :func:`table_sizes`; the user's overrides win over those sizes.
 
     A setting given twice (``divergence=`` and ``config={"divergence": ...}``; a ``"seed"`` override
     beside ``random_state``) is refused rather than resolved by precedence.
@@ -387,6 +430,8 @@ def resolve_config(
         base, overrides = config, {}
     else:
         base, overrides = OMASGANConfig.preset(preset, kind), dict(config or {})
+        if kind == "vector" and preset in TABULAR_PRESETS and data_shape is not None:
+            base = base.with_overrides(table_sizes(data_shape[0], int(np.prod(data_shape[1:]))))
     if "seed" in overrides:
         raise InvalidInputError("set the seed with random_state (CLI: --seed), not config['seed'].")
     for name, value in (("divergence", divergence), ("divergence_params", divergence_params)):

@@ -14,6 +14,7 @@ from omasgan._validation import Interval, Options, validate_params
 from omasgan.config import PRESET_NAMES, OMASGANConfig, resolve_config, resolve_seed
 from omasgan.errors import InvalidInputError
 from omasgan.models import OMASGANModels, read_saved, write_saved
+from omasgan.nets.heads import NeighbourHead
 from omasgan.pipeline import OMASGAN
 from omasgan.runtime import resolve_device
 from omasgan.scoring import score_batches
@@ -21,6 +22,12 @@ from omasgan.scoring import score_batches
 __all__ = ["OMASGANDetector"]
 
 _WHOLE_CONFIG = "OMASGANConfig"  # how a saved estimator's params mark a whole configuration
+_LEAVE_SELF_OUT = (
+    "with J's neighbour head (the tabular recipe) the contamination threshold is PyOD's: set on the training "
+    "rows' scores with each stored row scored without itself, so predict on the very rows J stores flags "
+    "fewer than the contamination share (a stored row's distance to itself is 0); "
+    "tests/pipeline/test_tables_detector.py checks the share on new rows"
+)
 
 
 class OMASGANDetector(OutlierMixin, BaseEstimator):
@@ -45,8 +52,10 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
     divergence_params : dict, default=None
         Its parameters; None keeps the configuration's (or the new divergence's defaults).
     contamination : "auto" or float in (0, 0.5], default="auto"
-        "auto": the threshold is J's decision boundary (logit 0). A float: that share of the training data
-        is labelled outlier.
+        "auto": the threshold is J's decision boundary (logit 0). A float: as in PyOD, the threshold labels
+        that share of the training rows outlier, each row scored as a new row at its place would be: where
+        J's neighbour head stores training rows (the tabular recipe), a stored row is scored without itself
+        (its distance to itself is 0), so about that share of *new* normal rows is flagged.
     device : str, default="auto"
         "auto" picks CUDA when available.
     random_state : int, RandomState or None, default=None
@@ -74,6 +83,10 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
         The configuration actually used.
     offset_ : float
         ``decision_function = score_samples - offset_``.
+    decision_scores_ : ndarray of shape (n_samples,)
+        J's anomaly score of each training row, as PyOD's: a row J's neighbour head stored is scored without
+        itself. Score the rows you fitted on with this (the unsupervised setting), not ``anomaly_score``.
+        Not kept by :meth:`save`.
     device_ : torch.device
     history_ : list of dict
         Logged metrics per task and step.
@@ -123,6 +136,8 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
             "it requires the constraint objects of scikit-learn's private _param_validation module; the "
             "same (0, 0.5] interval is enforced by omasgan._validation and tested separately"
         ),
+        "check_outliers_train": _LEAVE_SELF_OUT,
+        "check_outliers_fit_predict": _LEAVE_SELF_OUT,
         "check_methods_subset_invariance": (
             "the networks compute in float32, and a matrix product over a batch rounds differently from one "
             "over a subset by about one ulp, over the check's 1e-7 tolerance; tests/pipeline/test_detector.py "
@@ -185,7 +200,7 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
             X = X.copy()
         return torch.from_numpy(X).reshape(X.shape[0], *shape)
 
-    def _build_config(self, kind: str) -> OMASGANConfig:
+    def _build_config(self, kind: str, data_shape: tuple[int, ...]) -> OMASGANConfig:
         """The one path from this estimator's parameters to the run's configuration."""
         keep_seed = isinstance(self.config, OMASGANConfig) and self.random_state is None
         seed = self.config.seed if keep_seed else resolve_seed(self.random_state)
@@ -196,6 +211,7 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
             seed=seed,
             divergence=self.divergence,
             divergence_params=self.divergence_params,
+            data_shape=data_shape,
         )
 
     # -- fitting ------------------------------------------------------------------------------------
@@ -205,7 +221,7 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
         validate_params(self)
         samples = self._samples(X, reset=True)
         self.input_shape_ = tuple(samples.shape[1:])
-        self.config_ = self._build_config("vector" if samples.dim() == 2 else "image")
+        self.config_ = self._build_config("vector" if samples.dim() == 2 else "image", tuple(samples.shape))
         self.device_ = resolve_device(self.device)
         pipeline = OMASGAN(
             self.config_, self.run_dir, device=str(self.device_), verbose=self.verbose, runtime=self.runtime
@@ -213,12 +229,22 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
         self._set_models(pipeline.fit(samples))
         self.device_ = pipeline.device  # under torchrun: this rank's GPU
         self.history_ = pipeline.history
-        if self.contamination == "auto":
-            self.offset_ = 0.0  # J's decision boundary: logit 0
-        else:
-            normal_scores = -self._scores(samples, ("detector",))["detector"]
-            self.offset_ = float(np.percentile(normal_scores, 100.0 * self.contamination))
+        self.offset_ = 0.0  # contamination="auto": J's decision boundary, logit 0
+        self.decision_scores_ = self._training_scores(samples, pipeline.stored_rows)
+        if self.contamination != "auto":
+            self.offset_ = float(np.percentile(-self.decision_scores_, 100.0 * self.contamination))
         return self
+
+    def _training_scores(self, samples: torch.Tensor, stored: torch.Tensor | None) -> np.ndarray:
+        """J's anomaly score of each training row as a new row at its place would get it (PyOD's
+        ``decision_scores_``): rows J's neighbour head stored are scored without themselves (a stored
+        row's distance to itself is 0), the others as they are."""
+        scores = self._scores(samples, ("detector",))["detector"]
+        head = getattr(self.models_.detector, "head", None)
+        if stored is not None and isinstance(head, NeighbourHead) and not torch.distributed.is_initialized():
+            if len(stored) > 1:
+                scores[stored.cpu().numpy()] = head.stored_logits().double().cpu().numpy()
+        return scores
 
     def _set_models(self, models: OMASGANModels) -> None:
         self.models_ = models

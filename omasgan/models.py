@@ -17,6 +17,7 @@ from omasgan.checkpoint import atomic_write_text, load_state
 from omasgan.config import OMASGANConfig
 from omasgan.errors import CheckpointError
 from omasgan.nets.assembly import NETWORK_NAMES, networks_for_reload
+from omasgan.preprocessing import InputScaler
 
 __all__ = ["TASKS", "OMASGANModels", "read_saved", "write_saved"]
 
@@ -36,6 +37,8 @@ class OMASGANModels:
     retrain_critic: nn.Module
     detector: nn.Module
     latent_dim: int
+    # Raw rows -> the networks' space (config.input_scaling="standard"); None: the networks see x as given.
+    input_scaler: InputScaler | None = None
 
     NAMES = NETWORK_NAMES
     # Where each network's final state lives in a run directory: (task checkpoint, key in its "models").
@@ -57,8 +60,13 @@ class OMASGANModels:
         weights: dict[str, dict[str, torch.Tensor]],
         device: torch.device | str = "cpu",
     ) -> OMASGANModels:
-        """The built-in networks for ``input_shape`` with the given state dicts (one per name in NAMES)."""
+        """The built-in networks for ``input_shape`` with the given state dicts (one per name in NAMES, and
+        ``input_scaler``'s where the configuration scales its input)."""
         modules = networks_for_reload(config, tuple(input_shape))
+        if config.input_scaling == "standard":
+            if "input_scaler" not in weights:
+                raise CheckpointError("the configuration scales its input but no input scaler was saved.")
+            modules["input_scaler"] = InputScaler(weights["input_scaler"]["center"].numel())
         for name, module in modules.items():
             module.load_state_dict(weights[name])
             module.to(device)
@@ -79,6 +87,8 @@ class OMASGANModels:
         config = OMASGANConfig.from_dict(record["config"])
         states = {task: load_state(run_dir / task, "cpu")["models"] for task in TASKS}
         weights = {name: states[task][key] for name, (task, key) in cls._IN_RUN.items()}
+        if "input_scaler" in record:
+            weights["input_scaler"] = InputScaler.from_dict(record["input_scaler"]).state_dict()
         try:
             return cls.build(config, tuple(record["data"]["shape"][1:]), weights, device), config
         except RuntimeError as exc:  # state dicts that do not fit the built-in networks
@@ -96,11 +106,13 @@ class OMASGANModels:
 
     @torch.no_grad()
     def sample(self, which: str, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n samples from ``generator``, ``boundary`` or ``retrained_generator`` (eval mode, no grad)."""
+        """n samples from ``generator``, ``boundary`` or ``retrained_generator`` (eval mode, no grad), in
+        the data's units (unscaled where the networks work on scaled rows)."""
         model = getattr(self, which)
         device = next(model.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=generator).to(device)
-        return model.eval()(z)
+        samples = model.eval()(z)
+        return samples if self.input_scaler is None else self.input_scaler.inverse(samples)
 
     @torch.no_grad()
     def scores(
@@ -121,6 +133,8 @@ class OMASGANModels:
         device = next(self.detector.parameters()).device
         for start in range(0, x.shape[0], batch_size):
             chunk = x[start : start + batch_size].to(device)
+            if self.input_scaler is not None:
+                chunk = self.input_scaler(chunk)
             for name in which:
                 network, sign = networks[name]
                 out[name].append(sign * network(chunk).float().cpu())
@@ -153,6 +167,6 @@ def read_saved(path: str | Path, device: torch.device | str = "cpu") -> tuple[OM
     weights: dict[str, dict[str, torch.Tensor]] = {name: {} for name in NETWORK_NAMES}
     for key, value in tensors.items():
         name, _, param = key.partition(".")
-        weights[name][param] = value
+        weights.setdefault(name, {})[param] = value
     config = OMASGANConfig.from_dict(state["config"])
     return OMASGANModels.build(config, tuple(state["input_shape"]), weights, device), state

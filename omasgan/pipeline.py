@@ -38,6 +38,7 @@ from omasgan.distributed import DistributedContext, launched_by_torchrun, rank_d
 from omasgan.errors import CheckpointError, InvalidInputError, NonFiniteLossError
 from omasgan.models import OMASGANModels
 from omasgan.nets.assembly import config_nets, detector_network
+from omasgan.preprocessing import InputScaler
 from omasgan.runtime import Engine, RuntimeOptions, resolve_device
 from omasgan.tasks import BoundaryTrainer, DetectorTrainer, GANTrainer, RetrainTrainer, TaskTrainer
 
@@ -108,15 +109,19 @@ class OMASGAN:
         self.distributed = distributed
         self.context = DistributedContext.single()
         self.history: list[dict[str, Any]] = []
+        self.stored_rows: torch.Tensor | None = None
 
     # -- run directory --------------------------------------------------------------------------------
 
-    def _prepare_run_dir(self, x: torch.Tensor) -> list[str]:
-        """Create or validate the run directory; return the tasks already completed."""
+    def _prepare_run_dir(self, x: torch.Tensor, scaler: InputScaler | None) -> list[str]:
+        """Create or validate the run directory; return the tasks already completed. ``x`` is the data as
+        given; ``scaler`` (recorded for reloading) maps it to the networks' space."""
         if self.run_dir is None:
             return []
         config_path, state_path = self.run_dir / "config.json", self.run_dir / "state.json"
         record = {"config": self.config.to_dict(), "data": _fingerprint(x)}
+        if scaler is not None:
+            record["input_scaler"] = scaler.to_dict()
         if self.context.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if not config_path.exists():
@@ -236,7 +241,9 @@ class OMASGAN:
             else:
                 generator, critic, detector = config_nets(cfg, input_shape)
                 _, fresh_critic, _ = config_nets(cfg, input_shape)
-            detector = detector_network(critic, detector, cfg, input_shape)  # a head drawn after the networks above
+            if self.modules is None or cfg.detector.input_space == "critic_features":
+                # A head drawn after the networks above; a user's own J on the samples is used as given.
+                detector = detector_network(critic, detector, cfg, input_shape)
         modules = (generator, critic, detector, fresh_critic)
         return tuple(m.to(self.device) if m is not None else None for m in modules)
 
@@ -248,8 +255,12 @@ class OMASGAN:
         self.context = DistributedContext.start(self.device) if use_group else DistributedContext.single()
         self.device = rank_device(self.device, self.context)
         x = x.detach().to(self.device, torch.float32)
-        completed = self._prepare_run_dir(x)
         cfg = self.config
+        # Fitted on every row before any sharding: each rank computes the same scaler.
+        scaler = InputScaler.fitted(x) if cfg.input_scaling == "standard" else None
+        completed = self._prepare_run_dir(x, scaler)
+        if scaler is not None:
+            x = scaler(x)
         rank = self.context.rank
         if self.context.active:
             x = x[self.context.shard(x.shape[0], cfg.seed).to(self.device)]  # this rank's share of the data
@@ -276,6 +287,9 @@ class OMASGAN:
             detector, task2.boundary, task3.retrained, cfg.detector, streams=_streams(cfg.seed, 4, rank), **common
         )
         self._run_task(detect, cfg.detector.steps, x, completed)
+        # Rows of x a neighbour head stored, in memory order (a stored row's distance to itself is 0, so
+        # the estimator scores those rows without themselves). Indices into this rank's x.
+        self.stored_rows = detect.buffers.get("stored_index")
 
         models = OMASGANModels(
             generator=generator,
@@ -286,10 +300,12 @@ class OMASGAN:
             retrain_critic=task3.critic,
             detector=detector,
             latent_dim=cfg.latent_dim,
+            input_scaler=scaler,
         ).eval()
         if self.run_dir is not None and self.context.is_main:
             from omasgan.plots import model_samples  # matplotlib only when a run directory asks for figures
 
             (self.run_dir / "figures").mkdir(exist_ok=True)
-            model_samples(models, x[:2000].cpu().numpy(), self.run_dir / "figures" / "samples.png")
+            data = x[:2000] if scaler is None else scaler.inverse(x[:2000])
+            model_samples(models, data.cpu().numpy(), self.run_dir / "figures" / "samples.png")
         return models

@@ -10,7 +10,7 @@ from torch import nn
 
 from omasgan.nets.boundary import LatentShiftGenerator
 from omasgan.nets.conv import ConvCritic, ConvGenerator
-from omasgan.nets.heads import CriticFeatureDetector, StandardisedInput
+from omasgan.nets.heads import CriticFeatureDetector, SampleHeadDetector, StandardisedInput
 from omasgan.nets.mlp import MLPCritic, MLPGenerator
 
 if TYPE_CHECKING:
@@ -70,11 +70,14 @@ def config_nets(config: OMASGANConfig, input_shape: tuple[int, ...]) -> tuple[nn
 def detector_network(
     critic: nn.Module, pixel_detector: nn.Module, config: OMASGANConfig, input_shape: tuple[int, ...]
 ) -> nn.Module:
-    """J as configured: ``pixel_detector`` on the samples (detector.input_space="pixels"), or a head on
-    ``critic``'s features; either behind per-sample standardisation if detector.input_norm says so."""
+    """J as configured: ``pixel_detector`` on the samples (detector.input_space="pixels", head "mlp"), a
+    distance-aware head on the samples (other heads), or a head on ``critic``'s features; any of them
+    behind per-sample standardisation if detector.input_norm says so."""
     cfg = config.detector
     detector = pixel_detector
-    if cfg.input_space == "critic_features":
+    if cfg.input_space == "pixels" and cfg.head != "mlp":
+        detector = SampleHeadDetector(tuple(input_shape), cfg.head, cfg.head_size, cfg.feature_rank, cfg.local_k)
+    elif cfg.input_space == "critic_features":
         detector = CriticFeatureDetector.around(
             critic, tuple(input_shape), cfg.head, cfg.head_size, cfg.feature_rank, cfg.local_k
         )

@@ -1,5 +1,6 @@
-"""J's networks on the Task-1 critic's features (detector.input_space="critic_features") and J's
-standardised-input wrapper (detector.input_norm="per_sample")."""
+"""J's distance-aware heads, on the Task-1 critic's features (detector.input_space="critic_features") or
+on the samples themselves (a table's scaled rows), and J's standardised-input wrapper
+(detector.input_norm="per_sample")."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from torch import nn
 from omasgan.errors import InvalidInputError
 from omasgan.nets.features import unit_features
 
-__all__ = ["CriticFeatureDetector", "NeighbourHead", "PrototypeHead", "StandardisedInput"]
+__all__ = ["CriticFeatureDetector", "NeighbourHead", "PrototypeHead", "SampleHeadDetector", "StandardisedInput"]
 
 
 class StandardisedInput(nn.Module):
@@ -29,6 +30,15 @@ class StandardisedInput(nn.Module):
         flat = x.flatten(1)
         mean, sd = flat.mean(1, keepdim=True), flat.std(1, keepdim=True)
         return self.network(((flat - mean) / (sd + self.eps)).view_as(x))
+
+
+@torch.no_grad()
+def _calibrate(head: nn.Module, score: torch.Tensor) -> None:
+    """offset and log_scale so that ``score`` (normal samples the head did not see) starts at logit ~N(0, 1);
+    with fewer than two such samples, or no spread among them, the scale stays 1."""
+    head.offset.copy_(score.median())
+    spread = score.std() if score.numel() > 1 else score.new_tensor(0.0)
+    head.log_scale.copy_(-spread.log() if spread > 1e-6 else spread.new_tensor(0.0))
 
 
 class PrototypeHead(nn.Module):
@@ -58,9 +68,7 @@ class PrototypeHead(nn.Module):
         """Prototypes at the given features; offset and scale so that ``calibration`` (other normal
         features) starts at logit ~N(0, 1): J starts as a calibrated nearest-prototype distance."""
         self.prototypes.copy_(prototypes)
-        distance = self.distance(calibration)
-        self.offset.copy_(distance.median())
-        self.log_scale.copy_(-distance.std().clamp_min(1e-6).log())
+        _calibrate(self, self.distance(calibration))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.log_scale.exp() * (self.distance(features) - self.offset)
@@ -128,23 +136,36 @@ class NeighbourHead(nn.Module):
         """Squared d_w between a (..., rank) and b (..., rank), differentiable in the weights."""
         return ((a - b).square() * self.log_weight.exp()).sum(-1)
 
+    def _score_projected(self, query: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores of projected queries; ``exclude``: a memory index per query left out of its search."""
+        if not self.local_k:
+            near = self.memory[self._nearest(query, self.search, exclude)]
+            temperature = self.log_temperature.exp()
+            squared = self._metric(query.unsqueeze(1), near)
+            return -temperature * torch.logsumexp(-squared / temperature, dim=1)
+        index = self._nearest(query, self.memory_neighbours.shape[1], exclude)  # (c, K)
+        near = self.memory[index]
+        distance = (self._metric(query.unsqueeze(1), near) + 1e-12).sqrt().mean(1)
+        # Their spacing: each neighbour's mean distance to its own K nearest stored samples.
+        spacing = (self._metric(near.unsqueeze(2), self.memory[self.memory_neighbours[index]]) + 1e-12).sqrt()
+        return distance.log() - spacing.mean((1, 2)).log()
+
     def score(self, features: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
-        out = []
-        for start in range(0, features.shape[0], chunk):  # bounds the (chunk, stored) search matrix
-            query = self._project(features[start : start + chunk])
-            if not self.local_k:
-                near = self.memory[self._nearest(query, self.search)]
-                temperature = self.log_temperature.exp()
-                squared = self._metric(query.unsqueeze(1), near)
-                out.append(-temperature * torch.logsumexp(-squared / temperature, dim=1))
-                continue
-            index = self._nearest(query, self.memory_neighbours.shape[1])  # (c, K)
-            near = self.memory[index]
-            distance = (self._metric(query.unsqueeze(1), near) + 1e-12).sqrt().mean(1)
-            # Their spacing: each neighbour's mean distance to its own K nearest stored samples.
-            spacing = (self._metric(near.unsqueeze(2), self.memory[self.memory_neighbours[index]]) + 1e-12).sqrt()
-            out.append(distance.log() - spacing.mean((1, 2)).log())
-        return torch.cat(out)
+        # Chunks bound the (chunk, stored) search matrix.
+        return torch.cat(
+            [self._score_projected(self._project(part)) for part in features.split(chunk)]
+            or [features.new_zeros(0)]
+        )
+
+    @torch.no_grad()
+    def stored_logits(self, chunk: int = 1024) -> torch.Tensor:
+        """The logit of each stored sample scored without itself, as a new sample at its place would be
+        (a stored sample's distance to itself is 0): the stored rows' share of a leave-self-out threshold."""
+        rows = torch.arange(self.memory.shape[0], device=self.memory.device)
+        if self.memory.shape[0] < 2:
+            return self.memory.new_zeros(0)
+        scores = torch.cat([self._score_projected(self.memory[part], exclude=part) for part in rows.split(chunk)])
+        return self.log_scale.exp() * (scores - self.offset)
 
     @torch.no_grad()
     def initialise(self, stored: torch.Tensor, calibration: torch.Tensor) -> None:
@@ -171,14 +192,56 @@ class NeighbourHead(nn.Module):
             self.memory_neighbours = torch.cat(
                 [self._nearest(self.memory[part], k, exclude=part) for part in rows.split(2048)]
             )
-        score = self.score(calibration)
-        self.offset.copy_(score.median())
-        self.log_scale.copy_(-score.std().clamp_min(1e-6).log())
+        _calibrate(self, self.score(calibration))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         # Float32 whatever the autocast: the search's |q|^2 + |m|^2 - 2 q.m cancels badly in bfloat16.
         with torch.autocast(features.device.type, enabled=False):
             return self.log_scale.exp() * (self.score(features.float()) - self.offset)
+
+
+def make_head(head: str, feature_dim: int, size: int, rank: int = 128, local_k: int = 0) -> nn.Module:
+    """J's head on ``feature_dim`` features: "mlp" (``size`` hidden units), "prototypes" (``size``
+    prototypes) or "neighbours" (up to ``size`` stored samples in ``rank`` principal components, scored
+    against ``local_k`` neighbours' spacing if > 0)."""
+    if head == "prototypes":
+        return PrototypeHead(feature_dim, size)
+    if head == "neighbours":
+        return NeighbourHead(feature_dim, size, rank, local_k)
+    return nn.Sequential(
+        nn.Linear(feature_dim, size),
+        nn.LeakyReLU(0.2),
+        nn.Linear(size, size),
+        nn.LeakyReLU(0.2),
+        nn.Linear(size, 1),
+    )
+
+
+class SampleHeadDetector(nn.Module):
+    """J as a distance-aware head (prototypes or neighbours) on the flattened samples themselves.
+
+    For a table's scaled rows, where distances between rows mean something and there is no critic view
+    worth more than the rows: the logit grows with the distance from the normal rows by construction, so
+    anomalies beyond B's samples cannot land on the normal side, as they can with an MLP's logit.
+    """
+
+    def __init__(self, input_shape: tuple[int, ...], head: str, size: int, rank: int = 128, local_k: int = 0):
+        super().__init__()
+        if head not in ("prototypes", "neighbours"):
+            raise InvalidInputError(f"a head on the samples is 'prototypes' or 'neighbours', got {head!r}.")
+        self.head = make_head(head, math.prod(input_shape), size, rank, local_k)
+
+    needs_initialisation = True
+
+    @property
+    def stores_samples(self) -> bool:
+        return isinstance(self.head, NeighbourHead)
+
+    def initialise(self, prototypes: torch.Tensor, calibration: torch.Tensor) -> None:
+        self.head.initialise(prototypes.flatten(1), calibration.flatten(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x.flatten(1)).reshape(-1)
 
 
 class CriticFeatureDetector(nn.Module):
@@ -202,18 +265,7 @@ class CriticFeatureDetector(nn.Module):
     ) -> None:
         super().__init__()
         self.critic = critic
-        if head == "prototypes":
-            self.head = PrototypeHead(feature_dim, size)
-        elif head == "neighbours":
-            self.head = NeighbourHead(feature_dim, size, rank, local_k)
-        else:
-            self.head = nn.Sequential(
-                nn.Linear(feature_dim, size),
-                nn.LeakyReLU(0.2),
-                nn.Linear(size, size),
-                nn.LeakyReLU(0.2),
-                nn.Linear(size, 1),
-            )
+        self.head = make_head(head, feature_dim, size, rank, local_k)
 
     @classmethod
     def around(

@@ -75,8 +75,10 @@ class DetectorTrainer(TaskTrainer):
         count = self.config.head_size
         if getattr(self.detector, "stores_samples", False):
             order = torch.randperm(x.shape[0], generator=self.streams["batch"]).to(x.device)
-            stored = min(count, x.shape[0] - max(1, x.shape[0] // 10))  # at least a tenth left for training
+            # At least a tenth (and one row) left for training and calibration; at least one row stored.
+            stored = max(1, min(count, x.shape[0] - max(1, x.shape[0] // 10)))
             self.buffers["real_index"] = order[stored:]
+            self.buffers["stored_index"] = order[:stored]  # row of x behind each memory entry
             self.detector.initialise(x[order[:stored]], x[order[stored:][:2048]])
         else:
             self.detector.initialise(

@@ -15,8 +15,15 @@ from omasgan.data import bimodal, bimodal_anomalies
 from omasgan.errors import InvalidInputError
 from omasgan.models import OMASGANModels
 from omasgan.nets import MLPCritic, MLPGenerator
+from omasgan.nets.assembly import detector_network
 from omasgan.nets.boundary import LatentShiftGenerator
-from omasgan.nets.heads import CriticFeatureDetector, NeighbourHead, PrototypeHead, StandardisedInput
+from omasgan.nets.heads import (
+    CriticFeatureDetector,
+    NeighbourHead,
+    PrototypeHead,
+    SampleHeadDetector,
+    StandardisedInput,
+)
 from omasgan.pipeline import OMASGAN, _streams
 from omasgan.runtime import Engine
 from omasgan.tasks.boundary import BoundaryTrainer, boundary_loss, repulsion, statistics_gap
@@ -30,6 +37,7 @@ OPTIONS = {
     "task2.match_statistics": 0.5,
     "task2.push_limit": 1.0,
     "detector.input_norm": "per_sample",
+    "detector.head": "mlp",  # per-sample standardisation is for J's network on the samples
 }
 SMALL = {"task1.steps": 60, "task2.steps": 40, "task3.steps": 20, "detector.steps": 30, "log_every": 10,
          "checkpoint_every": 20, "task2.pool_size": 256}
@@ -174,8 +182,14 @@ def test_critic_feature_detector_trains_a_head_on_the_frozen_task1_critic(tmp_pa
     torch.testing.assert_close(reloaded.scores(probe)["detector"], scores["detector"])
     with pytest.raises(InvalidInputError, match="input_norm"):
         OMASGANConfig().with_overrides({"detector.input_space": "critic_features", "detector.input_norm": "per_sample"})
-    with pytest.raises(InvalidInputError, match="detector.head"):
-        OMASGANConfig().with_overrides({"detector.head": "prototypes"})  # needs critic features
+    # On the samples themselves (detector.input_space="pixels"), a distance-aware head replaces J's network.
+    on_samples = detector_network(models.critic, None, config.with_overrides({"detector.input_space": "pixels"}), (2,))
+    if head == "mlp":
+        assert on_samples is None  # J's own network (here: none given) stays
+        with pytest.raises(InvalidInputError, match="prototypes"):
+            SampleHeadDetector((2,), "mlp", 8)
+    else:
+        assert isinstance(on_samples, SampleHeadDetector) and isinstance(on_samples.head, type(models.detector.head))
 
 
 def test_prototype_head_is_calibrated_and_grows_with_the_distance_from_every_prototype():

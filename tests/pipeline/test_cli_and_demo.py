@@ -32,7 +32,7 @@ def test_cli_config_prints_a_preset_with_overrides():
     result = _omasgan("config", "--kind", "vector", "--set", "task2.mu=1.5", "--set", "seed=7")
     assert result.returncode == 0, result.stderr
     config = json.loads(result.stdout)
-    assert config["task2"]["mu"] == 1.5 and config["seed"] == 7 and config["task2"]["pool_size"] == 4096
+    assert config["task2"]["mu"] == 1.5 and config["seed"] == 7 and config["task2"]["pool_size"] == 2048
     bad = _omasgan("config", "--set", "task2.muu=1")
     assert bad.returncode == 2 and "unknown configuration field 'task2.muu'" in bad.stderr
     image = json.loads(_omasgan("config").stdout)["detector"]
@@ -50,7 +50,7 @@ def test_cli_config_describe_lists_every_field_with_each_preset():
     assert result.returncode == 0, result.stderr
     for dotted, _, _ in _rows():
         assert f"  {dotted} = " in result.stdout, dotted
-    assert "presets (image / vector): quick 0.2 / 8.0; tuned 0.2 / 8.0; paper 0.2 / 8.0" in result.stdout
+    assert "presets (image / vector): quick 0.2 / 1.0; tuned 0.2 / 1.0; paper 0.2 / 8.0" in result.stdout
 
 
 def test_configuration_reference_in_docs_is_current():

@@ -52,8 +52,10 @@ def test_score_directions_and_offset(fitted):
     assert np.allclose(scores, det.decision_function(X) + det.offset_)
     assert np.allclose(det.anomaly_score(X), -scores)
     assert set(np.unique(det.predict(X))) <= {-1, 1}
-    # contamination=0.1: the offset is the 10th percentile of training scores
-    assert abs(np.mean(det.predict(X) == -1) - 0.1) < 0.02
+    # contamination=0.1: the offset is the 10th percentile of the scores of training rows J does not
+    # store, so about a tenth of new normal rows are outliers.
+    fresh = np.random.default_rng(5).normal(size=(3000, 3)).astype(np.float32)
+    assert abs(np.mean(det.predict(fresh) == -1) - 0.1) < 0.06
     assert isinstance(scores, np.ndarray) and scores.dtype == np.float64
 
 

@@ -30,10 +30,11 @@ def test_boundary_samples_lie_outside_but_near_the_data(trained):
     gen = torch.Generator().manual_seed(1)
     b, g = models.sample("boundary", 2000, gen), models.sample("generator", 2000, gen)
     d_b, d_g = ops.min_distance(b, x)[0], ops.min_distance(g, x)[0]
-    # Outside: much farther from the data than G's samples; near: about a mode's width (sigma = 0.5) away.
-    assert d_b.mean() > 4 * d_g.mean()
-    assert 0.2 < float(d_b.mean()) < 3.0
-    assert float(d_b.median()) > 0.1
+    # Outside: farther from the data than G's samples, by about the recipe's target_ratio (2); near: well
+    # within a mode's width (sigma = 0.5).
+    assert d_b.mean() > 1.6 * d_g.mean()
+    assert 0.05 < float(d_b.mean()) < 1.0
+    assert float(d_b.median()) > 0.02
     # Scattering spreads them: B covers more of the plane than the data does, around both modes.
     assert float(b.std(0).min()) > float(x.std(0).min())
     assert (b[:, 0] < 0).float().mean() > 0.2 and (b[:, 0] > 0).float().mean() > 0.2
@@ -109,7 +110,7 @@ def test_run_dir_with_other_config_or_data_is_refused(tmp_path):
         {**SMALL, "task1.steps": 10, "task2.steps": 5, "task3.steps": 5, "detector.steps": 5})
     OMASGAN(config, tmp_path, device="cpu", verbose=0).fit(x)
     with pytest.raises(CheckpointError, match="different configuration"):
-        OMASGAN(config.with_overrides({"task2.mu": 1.0}), tmp_path, device="cpu", verbose=0).fit(x)
+        OMASGAN(config.with_overrides({"task2.mu": 3.0}), tmp_path, device="cpu", verbose=0).fit(x)
     with pytest.raises(CheckpointError, match="different data"):
         OMASGAN(config, tmp_path, device="cpu", verbose=0).fit(x + 1)
 
