@@ -65,13 +65,42 @@ def _parse_targets(text: str) -> list:
     return targets
 
 
+def _dataset(value: str) -> str:
+    """An image dataset's name, or adbench:NAME for an ADBench-style table."""
+    images = ("mnist", "fashion-mnist", "kmnist", "cifar10", "svhn")
+    if value in images or (value.startswith("adbench:") and len(value) > len("adbench:")):
+        return value
+    raise argparse.ArgumentTypeError(f"expected one of {images} or adbench:NAME (e.g. adbench:cardio), got {value!r}")
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    overrides = _user_config(args)
+    if args.dataset.startswith("adbench:"):
+        from omasgan.evaluation.tables import evaluate_table
+
+        protocol = args.protocol or "novelty"
+        if protocol not in ("novelty", "unsupervised"):
+            raise SystemExit(f"omasgan evaluate: tables take --protocol novelty or unsupervised, not {protocol}.")
+        evaluate_table(
+            args.dataset.partition(":")[2],
+            protocol,
+            [int(s) for s in args.seeds.split(",")],
+            preset=args.preset,
+            out=args.out,
+            data_dir=args.data_dir,
+            overrides=overrides,
+            device=args.device,
+            verbose=0 if args.quiet else 1,
+        )
+        print(open(f"{args.out}/results.md").read())
+        return 0
     from omasgan.evaluation.runner import evaluate
 
-    overrides = _user_config(args)
+    if (args.protocol or "loo") not in ("loo", "one_class", "ood"):
+        raise SystemExit(f"omasgan evaluate: images take --protocol loo, one_class or ood, not {args.protocol}.")
     evaluate(
         args.dataset,
-        args.protocol,
+        args.protocol or "loo",
         _parse_targets(args.classes),
         [int(s) for s in args.seeds.split(",")],
         preset=args.preset,
@@ -228,8 +257,18 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--quiet", action="store_true")
     score.set_defaults(handler=_cmd_score)
     ev = commands.add_parser("evaluate", help="run a protocol per class x seed with baselines; write tables")
-    ev.add_argument("--dataset", required=True, choices=["mnist", "fashion-mnist", "kmnist", "cifar10", "svhn"])
-    ev.add_argument("--protocol", default="loo", choices=["loo", "one_class", "ood"])
+    ev.add_argument(
+        "--dataset",
+        required=True,
+        type=_dataset,
+        help="mnist, fashion-mnist, kmnist, cifar10, svhn, or adbench:NAME (a table under $OMASGAN_DATA/adbench)",
+    )
+    ev.add_argument(
+        "--protocol",
+        default=None,
+        choices=["loo", "one_class", "ood", "novelty", "unsupervised"],
+        help="images: loo (default), one_class, ood; tables: novelty (default), unsupervised",
+    )
     ev.add_argument("--classes", default="0-9", help="classes (loo, one_class: '0-9', '1,7') or datasets (ood)")
     ev.add_argument("--seeds", default="0")
     _add_config_options(ev)
