@@ -1,4 +1,5 @@
-"""Figures people would rather look at than read: 2-D samples over J's score, and image sample grids.
+"""Figures people would rather look at than read: 2-D samples over J's score (for tables, in a PCA view),
+and image sample grids.
 
 A leaf module (matplotlib, numpy, torch only), so the pipeline and the evaluation can both use it.
 """
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["boundary_figure", "model_samples", "sample_grid"]
+__all__ = ["boundary_figure", "model_samples", "sample_grid", "table_boundary_figure"]
 
 
 def _pyplot():
@@ -84,6 +85,69 @@ def boundary_figure(
     ax.set_aspect("equal")
     ax.legend(loc="upper left", fontsize=8, markerscale=3)
     ax.set_title("OMASGAN on 2-D data: samples and the detector J")
+    path = Path(path)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def table_boundary_figure(
+    models,
+    x: np.ndarray,
+    path: str | Path,
+    *,
+    anomalies: np.ndarray | None = None,
+    title: str = "OMASGAN on a table",
+    n: int = 1500,
+) -> Path:
+    """A table in the plane of its two first principal components (of the rows as the networks see them,
+    scaled where the model scales): the data, B's samples, optional anomalies, and J's logit on that plane
+    through the data's mean (a slice of J, which lives in all d columns). Writes a PNG, returns its path."""
+    plt = _pyplot()
+    scaler = models.input_scaler
+
+    def seen(rows: np.ndarray) -> torch.Tensor:  # rows as the networks see them
+        t = torch.as_tensor(np.asarray(rows, dtype=np.float32))
+        return t if scaler is None else scaler(t)
+
+    data = seen(x).double()
+    mean = data.mean(0)
+    _, _, components = torch.linalg.svd(data - mean, full_matrices=False)
+    basis = components[:2].T  # (d, 2)
+
+    def project(rows: torch.Tensor) -> np.ndarray:
+        return ((rows.double() - mean) @ basis).numpy()
+
+    points = project(data)
+    boundary = models.sample("boundary", n, torch.Generator().manual_seed(0))
+    b = project(seen(boundary.cpu().numpy()))
+    shown = [points, b] + ([project(seen(anomalies))] if anomalies is not None else [])
+    low = np.min([np.quantile(p, 0.005, axis=0) for p in shown], axis=0)
+    high = np.max([np.quantile(p, 0.995, axis=0) for p in shown], axis=0)
+    pad = 0.1 * (high - low)
+    g0 = np.linspace(low[0] - pad[0], high[0] + pad[0], 160)
+    g1 = np.linspace(low[1] - pad[1], high[1] + pad[1], 160)
+    xx, yy = np.meshgrid(g0, g1)
+    plane = torch.from_numpy(np.stack([xx.ravel(), yy.ravel()], 1)) @ basis.T + mean
+    raw = plane.float() if scaler is None else scaler.inverse(plane.float())
+    score = models.scores(raw, which=("detector",))["detector"].numpy().reshape(xx.shape)
+
+    fig, ax = plt.subplots(figsize=(7, 6))
+    contour = ax.contourf(xx, yy, score, levels=30, cmap="RdBu_r", alpha=0.55)
+    ax.contour(xx, yy, score, levels=[0.0], colors="k", linewidths=1.2)
+    fig.colorbar(contour, ax=ax, label="J logit on the PC1-PC2 plane (higher = more anomalous); black: J = 0")
+    order = np.random.default_rng(0).permutation(len(points))[:n]
+    ax.scatter(*points[order].T, s=3, c="tab:blue", label="normal rows (training)")
+    ax.scatter(*b.T, s=3, c="tab:green", label="B, boundary (Task 2)")
+    if anomalies is not None:
+        ax.scatter(*shown[2][:n].T, s=8, marker="x", c="k", alpha=0.5, label="anomalies (test)")
+    ax.set_xlim(g0[0], g0[-1])
+    ax.set_ylim(g1[0], g1[-1])
+    ax.set_xlabel("principal component 1")
+    ax.set_ylabel("principal component 2")
+    ax.legend(loc="upper left", fontsize=8, markerscale=3)
+    ax.set_title(title)
     path = Path(path)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
