@@ -14,6 +14,12 @@ import torch
 __all__ = ["boundary_figure", "model_samples", "sample_grid", "table_boundary_figure"]
 
 
+def _shown(score: np.ndarray) -> np.ndarray:
+    """J's logit as coloured: clipped at its median over the plot, so a distance-aware J, whose logit grows
+    without bound far from the data, still shows its shape near the data."""
+    return np.minimum(score, max(float(np.median(score)), float(score.min()) + 1e-6))
+
+
 def _pyplot():
     import matplotlib
 
@@ -71,9 +77,9 @@ def boundary_figure(
     }
 
     fig, ax = plt.subplots(figsize=(7, 6))
-    contour = ax.contourf(xx, yy, score, levels=30, cmap="RdBu_r", alpha=0.55)
+    contour = ax.contourf(xx, yy, _shown(score), levels=30, cmap="RdBu_r", alpha=0.55)
     ax.contour(xx, yy, score, levels=[0.0], colors="k", linewidths=1.2)
-    fig.colorbar(contour, ax=ax, label="J logit (higher = more anomalous); black line: J = 0")
+    fig.colorbar(contour, ax=ax, label="J logit, higher = more anomalous (colours stop at the median); J = 0: black")
     ax.scatter(*x[:n].T, s=3, c="tab:blue", label="data x")
     ax.scatter(*samples["G"].T, s=3, c="tab:orange", label="G (Task 1)")
     ax.scatter(*samples["B"].T, s=3, c="tab:green", label="B, boundary (Task 2)")
@@ -134,9 +140,9 @@ def table_boundary_figure(
     score = models.scores(raw, which=("detector",))["detector"].numpy().reshape(xx.shape)
 
     fig, ax = plt.subplots(figsize=(7, 6))
-    contour = ax.contourf(xx, yy, score, levels=30, cmap="RdBu_r", alpha=0.55)
+    contour = ax.contourf(xx, yy, _shown(score), levels=30, cmap="RdBu_r", alpha=0.55)
     ax.contour(xx, yy, score, levels=[0.0], colors="k", linewidths=1.2)
-    fig.colorbar(contour, ax=ax, label="J logit on the PC1-PC2 plane (higher = more anomalous); black: J = 0")
+    fig.colorbar(contour, ax=ax, label="J logit on the PC1-PC2 plane (colours stop at the plot's median); J = 0: black")
     order = np.random.default_rng(0).permutation(len(points))[:n]
     ax.scatter(*points[order].T, s=3, c="tab:blue", label="normal rows (training)")
     ax.scatter(*b.T, s=3, c="tab:green", label="B, boundary (Task 2)")
