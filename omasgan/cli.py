@@ -65,6 +65,12 @@ def _parse_targets(text: str) -> list:
     return targets
 
 
+# omasgan.data's PROTOCOLS and TABLE_PROTOCOLS, the first the default (not imported: the parser is built
+# without torch; tests/evaluation/test_tables.py keeps them equal).
+IMAGE_PROTOCOLS = ("loo", "one_class", "ood")
+TABLE_PROTOCOLS = ("novelty", "unsupervised")
+
+
 def _dataset(value: str) -> str:
     """An image dataset's name, or adbench:NAME for an ADBench-style table."""
     images = ("mnist", "fashion-mnist", "kmnist", "cifar10", "svhn")
@@ -74,42 +80,27 @@ def _dataset(value: str) -> str:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    overrides = _user_config(args)
-    if args.dataset.startswith("adbench:"):
-        from omasgan.evaluation.tables import evaluate_table
-
-        protocol = args.protocol or "novelty"
-        if protocol not in ("novelty", "unsupervised"):
-            raise SystemExit(f"omasgan evaluate: tables take --protocol novelty or unsupervised, not {protocol}.")
-        evaluate_table(
-            args.dataset.partition(":")[2],
-            protocol,
-            [int(s) for s in args.seeds.split(",")],
-            preset=args.preset,
-            out=args.out,
-            data_dir=args.data_dir,
-            overrides=overrides,
-            device=args.device,
-            verbose=0 if args.quiet else 1,
-        )
-        print(open(f"{args.out}/results.md").read())
-        return 0
-    from omasgan.evaluation.runner import evaluate
-
-    if (args.protocol or "loo") not in ("loo", "one_class", "ood"):
-        raise SystemExit(f"omasgan evaluate: images take --protocol loo, one_class or ood, not {args.protocol}.")
-    evaluate(
-        args.dataset,
-        args.protocol or "loo",
-        _parse_targets(args.classes),
-        [int(s) for s in args.seeds.split(",")],
+    common = dict(
         preset=args.preset,
         out=args.out,
         data_dir=args.data_dir,
-        overrides=overrides,
+        overrides=_user_config(args),
         device=args.device,
         verbose=0 if args.quiet else 1,
     )
+    seeds = [int(s) for s in args.seeds.split(",")]
+    kind, allowed = ("tables", TABLE_PROTOCOLS) if args.dataset.startswith("adbench:") else ("images", IMAGE_PROTOCOLS)
+    protocol = args.protocol or allowed[0]
+    if protocol not in allowed:
+        raise SystemExit(f"omasgan evaluate: {kind} take --protocol {' or '.join(allowed)}, not {protocol}.")
+    if kind == "tables":
+        from omasgan.evaluation.tables import evaluate_table
+
+        evaluate_table(args.dataset.partition(":")[2], protocol, seeds, **common)
+    else:
+        from omasgan.evaluation.runner import evaluate
+
+        evaluate(args.dataset, protocol, _parse_targets(args.classes), seeds, **common)
     print(open(f"{args.out}/results.md").read())
     return 0
 
@@ -266,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--protocol",
         default=None,
-        choices=["loo", "one_class", "ood", "novelty", "unsupervised"],
+        choices=[*IMAGE_PROTOCOLS, *TABLE_PROTOCOLS],
         help="images: loo (default), one_class, ood; tables: novelty (default), unsupervised",
     )
     ev.add_argument("--classes", default="0-9", help="classes (loo, one_class: '0-9', '1,7') or datasets (ood)")

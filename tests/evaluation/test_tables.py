@@ -7,8 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
+from omasgan import cli
 from omasgan.cli import main
-from omasgan.data import ADBENCH_TABLES, load_table, table_split
+from omasgan.data import ADBENCH_TABLES, PROTOCOLS, TABLE_PROTOCOLS, load_table, table_split
 from omasgan.errors import DataNotFoundError, InvalidInputError
 
 TINY = [
@@ -87,3 +88,4 @@ def test_evaluate_runs_a_table_with_the_baselines(data_dir, tmp_path, capsys):
     assert "novelty protocol" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["evaluate", "--dataset", "adbench:WBC", "--protocol", "loo", "--out", str(out), "--quiet"])
+    assert (cli.IMAGE_PROTOCOLS, cli.TABLE_PROTOCOLS) == (PROTOCOLS, TABLE_PROTOCOLS)
