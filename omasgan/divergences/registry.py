@@ -86,8 +86,13 @@ class _Registry:
             try:
                 module = entry_point.load()
                 self.pm.register(module, name=entry_point.name)
+                # A hook implementation no spec names (a misspelt hook) is only found here; checked per
+                # plugin so that it costs this plugin alone.
+                self.pm.check_pending()
                 self._distributions[entry_point.name] = (distribution, version)
             except Exception as exc:  # a broken plugin must not break omasgan: record and go on
+                if self.pm.has_plugin(entry_point.name):  # pluggy keeps a half-validated plugin registered
+                    self.pm.unregister(name=entry_point.name)
                 error = PluginLoadError(
                     f"divergence plugin {entry_point.name!r} (distribution {distribution}) failed to load: "
                     f"{type(exc).__name__}: {exc}. Fix or uninstall it, or leave it out of OMASGAN_PLUGINS."
@@ -95,7 +100,6 @@ class _Registry:
                 error.__cause__ = exc
                 self._entry_point_errors.append(error)
                 warnings.warn(str(error), RuntimeWarning, stacklevel=4)
-        self.pm.check_pending()
 
     def _distribution_of(self, plugin_name: str) -> tuple[str, str]:
         if plugin_name == BUILTIN_PLUGIN:

@@ -179,6 +179,50 @@ def test_entry_point_that_fails_to_import_is_reported_by_name(tmp_path):
     assert "isolated-ok" in result.stdout
 
 
+@pytest.mark.parametrize(
+    "module_source, problem",
+    [
+        # A hook name no spec has: pluggy only finds it in check_pending, which ran outside the isolation.
+        (
+            "import omasgan\n@omasgan.hookimpl\ndef omasgan_register_divergence(register):\n    pass\n",
+            "unknown hook 'omasgan_register_divergence'",
+        ),
+        # A hook with an argument the spec does not offer: pluggy refuses it while registering.
+        (
+            "import omasgan\n@omasgan.hookimpl\ndef omasgan_register_divergences(register, extra):\n    pass\n",
+            "extra",
+        ),
+    ],
+    ids=["misnamed-hook", "wrong-signature"],
+)
+def test_plugin_with_an_invalid_hook_is_isolated(tmp_path, module_source, problem):
+    # Before the fix a misnamed hook raised PluginValidationError from every registry call, get("kl") too.
+    dist_info = tmp_path / "bad_hooks-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: bad-hooks\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text("[omasgan.divergences]\nbadhooks = bad_hooks_module\n")
+    (tmp_path / "bad_hooks_module.py").write_text(module_source)
+    result = _run_fresh(
+        f"""
+        import warnings
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            from omasgan import divergences
+            assert divergences.get("kl").name == "kl"
+            table = divergences.available()
+        assert "kl" in table and "reverse_kl" in table, sorted(table)
+        assert "badhooks" not in [name for name, _ in divergences.plugin_manager().list_name_plugin()]
+        errors = [str(e) for e in divergences.load_errors()]
+        assert any("'badhooks'" in e and "bad-hooks" in e and {problem!r} in e for e in errors), errors
+        assert sum("'badhooks'" in str(w.message) for w in caught) == 1, [str(w.message) for w in caught]
+        print("isolated-ok")
+        """,
+        PYTHONPATH=str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "isolated-ok" in result.stdout
+
+
 def test_cli_lists_divergences_with_providers():
     result = subprocess.run([sys.executable, "-m", "omasgan.cli", "divergences"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
