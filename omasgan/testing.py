@@ -76,7 +76,12 @@ def _close(a: float, b: float, tol: float) -> bool:
 positive = st.floats(min_value=-3.0, max_value=3.0).map(lambda e: 10.0**e)  # u in [1e-3, 1e3], log-uniform
 moderate_v = st.floats(min_value=-MODERATE, max_value=MODERATE)
 small_v = st.floats(min_value=-4.0, max_value=4.0)
-extreme_v = st.floats(min_value=-EXTREME, max_value=EXTREME) | st.sampled_from([-EXTREME, EXTREME, 0.0])
+# Critic outputs every run tries, whatever hypothesis draws: the edges where exp, log and 1/x first overflow
+# or underflow in float32 (e^46 ~ 1e20, and its square overflows) and the ends of [-EXTREME, EXTREME].
+EXTREME_GRID = tuple(
+    sorted({0.0, *(s * m for s in (-1.0, 1.0) for m in (1.0, 10.0, 46.0, 88.0, 100.0, 1e3, EXTREME))})
+)
+extreme_v = st.floats(min_value=-EXTREME, max_value=EXTREME) | st.sampled_from(EXTREME_GRID)
 
 
 def _in_domain(t: float, domain: tuple[float, float], closed: bool) -> bool:
@@ -164,9 +169,10 @@ def _f_properties(div: FDivergence) -> list[tuple[str, Callable[[], None]]]:
 
     @given(v=extreme_v)
     def activation_in_domain(v):
-        t = float(act(_t(v)))
-        closed = abs(v) > 15  # far out g_f may round onto the boundary of the open domain
-        assert _in_domain(t, domain, closed), f"g_f({v}) = {t} is outside dom f* = {domain}"
+        for value in (v, *EXTREME_GRID):
+            t = float(act(_t(value)))
+            closed = abs(value) > 15  # far out g_f may round onto the boundary of the open domain
+            assert _in_domain(t, domain, closed), f"g_f({value}) = {t} is outside dom f* = {domain}"
 
     @given(v=moderate_v)
     def conjugate_of_activation_finite(v):
@@ -200,8 +206,7 @@ def _f_properties(div: FDivergence) -> list[tuple[str, Callable[[], None]]]:
 def _loss_properties(div: Divergence) -> list[tuple[str, Callable[[], None]]]:
     batch = st.lists(extreme_v, min_size=2, max_size=8)
 
-    @given(real=batch, fake=batch)
-    def losses_finite_at_extremes(real, fake):
+    def finite_losses_and_gradients(real: list[float], fake: list[float]) -> None:
         v_real = torch.tensor(real, dtype=torch.float32, requires_grad=True)
         v_fake = torch.tensor(fake, dtype=torch.float32, requires_grad=True)
         losses = {
@@ -217,6 +222,19 @@ def _loss_properties(div: Divergence) -> list[tuple[str, Callable[[], None]]]:
             for g in grads:
                 assert g is None or torch.isfinite(g).all(), f"grad of {name} not finite for real={real}, fake={fake}"
 
+    @given(real=batch, fake=batch)
+    def losses_finite_at_extremes(real, fake):
+        finite_losses_and_gradients(real, fake)
+
+    def losses_finite_on_the_grid():
+        # Every pair of grid values, as a mixed batch on either side and against a batch of zeros, so that
+        # a default run finds what a long random search would (e.g. real=[0, 0], fake=[0, 46]).
+        for a in EXTREME_GRID:
+            for b in EXTREME_GRID:
+                finite_losses_and_gradients([a, b], [b, a])
+                finite_losses_and_gradients([0.0, 0.0], [a, b])
+                finite_losses_and_gradients([a, b], [0.0, 0.0])
+
     @given(v=batch)
     def terms_are_per_sample(v):
         x = torch.tensor(v, dtype=torch.float32)
@@ -226,6 +244,7 @@ def _loss_properties(div: Divergence) -> list[tuple[str, Callable[[], None]]]:
 
     return [
         ("losses finite, with finite gradients, for outputs in [-1e4, 1e4]", losses_finite_at_extremes),
+        ("losses finite, with finite gradients, on the grid of extreme outputs", losses_finite_on_the_grid),
         ("critic terms are per-sample", terms_are_per_sample),
     ]
 

@@ -55,7 +55,10 @@ def test_overflowing_loss_fails_the_extreme_output_property():
     )
     report = check_divergence(textbook_kl, max_examples=30, raise_on_failure=False)
     failed = {r.name for r in report.failures}
-    assert failed == {"losses finite, with finite gradients, for outputs in [-1e4, 1e4]"}
+    assert failed == {
+        "losses finite, with finite gradients, for outputs in [-1e4, 1e4]",
+        "losses finite, with finite gradients, on the grid of extreme outputs",
+    }
 
 
 def test_activation_outside_domain_fails():
@@ -85,3 +88,33 @@ def test_wrong_f_prime_at_1_fails():
         tv(0.25), max_examples=10, raise_on_failure=False).failures}
     assert "f_prime_at_1 = f'(1) numerically" in {r.name for r in check_divergence(
         tv(0.9), max_examples=10, raise_on_failure=False).failures}
+
+
+def test_jeffrey_gradients_are_finite_where_lambert_w_underflows():
+    # Before the fix the fake term's gradient overflowed as 1/W^2 once W(e^(1-t)) underflowed (t ~ 46).
+    jeffrey = divergences.get("jeffrey") if "jeffrey" in divergences.available() else pytest.skip("no plugin")
+    real = torch.zeros(2, requires_grad=True)
+    fake = torch.tensor([0.0, 46.0], requires_grad=True)
+    jeffrey.critic_loss(real, fake).backward()
+    assert torch.isfinite(real.grad).all() and torch.isfinite(fake.grad).all()
+    assert check_divergence(jeffrey).passed  # the defaults a plugin author runs
+
+
+def test_the_extreme_grid_is_tried_whatever_hypothesis_draws():
+    # The earlier Jeffrey fake term (1/W written as a division): one hypothesis example is enough to fail,
+    # because the fixed grid of extreme outputs is always tried.
+    def fake_term(t):
+        capped = t.clamp(max=50.0)
+        w = divergences.lambertw_exp(1 - capped)
+        return w + 1 / w + capped - 2 + (t - capped) / w
+
+    def conjugate(t):
+        w = divergences.lambertw_exp(1 - t)
+        return w + 1 / w + t - 2
+
+    division_jeffrey = divergences.FDivergence(
+        "division_jeffrey", f=lambda u: (u - 1) * torch.log(u), conjugate=conjugate,
+        activation=lambda v: v, f_prime_at_1=0.0, fake_term=fake_term,
+    )
+    report = check_divergence(division_jeffrey, max_examples=1, raise_on_failure=False)
+    assert "losses finite, with finite gradients, on the grid of extreme outputs" in {r.name for r in report.failures}

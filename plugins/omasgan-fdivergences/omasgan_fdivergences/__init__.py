@@ -61,16 +61,23 @@ def squared_hellinger(*, generator_mode: str = "nonsaturating") -> FDivergence:
 _JEFFREY_CAP = 50.0
 
 
+def _reciprocal_w(t: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    # 1/W(e^(1-t)) written as exp(t - 1 + W): W e^W = e^(1-t). Its autograd derivative stays finite where
+    # W underflows (t >~ 40 in float32), while that of 1/w overflows as 1/w^2.
+    return torch.exp(t - 1 + w)
+
+
 def _jeffrey_conjugate(t: torch.Tensor) -> torch.Tensor:
     w = lambertw_exp(1 - t)
-    return w + 1 / w + t - 2
+    return w + _reciprocal_w(t, w) + t - 2
 
 
 def _jeffrey_fake_term(t: torch.Tensor) -> torch.Tensor:
     # f*(t) grows like e^(t-1); past the cap continue it by its tangent (slope f*'(t) = 1/W(e^(1-t))).
     capped = t.clamp(max=_JEFFREY_CAP)
     w = lambertw_exp(1 - capped)
-    return w + 1 / w + capped - 2 + (t - capped) / w
+    slope = _reciprocal_w(capped, w)
+    return w + slope + capped - 2 + (t - capped) * slope
 
 
 def jeffrey(*, generator_mode: str = "nonsaturating") -> FDivergence:
