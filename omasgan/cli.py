@@ -141,7 +141,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from omasgan.estimator import OMASGANDetector
     from omasgan.runtime import resolve_device
 
-    X = np.load(args.input, mmap_mode="r")
+    X = np.load(args.input, mmap_mode="r", allow_pickle=False)
     config = _user_config(args)
     # --seed, else a --config file's own seed, else 0: a CLI run is reproducible by default.
     seed = args.seed if args.seed is not None else (None if isinstance(config, OMASGANConfig) else 0)

@@ -115,7 +115,7 @@ def score_file(
     """Score ``input_path`` (.npy) with the model in ``run``; write float64 scores (higher = more anomalous)
     to ``output_path`` (.npy). Returns the number of samples scored."""
     models, input_shape = load_models(run, device)
-    X = np.load(input_path, mmap_mode="r")
+    X = np.load(input_path, mmap_mode="r", allow_pickle=False)
     if X.ndim < 2:
         raise InvalidInputError(f"{input_path} must hold an array of samples (n, ...), got shape {X.shape}.")
     output_path = Path(output_path)

@@ -22,7 +22,7 @@ import numpy as np
 
 from omasgan.errors import DataNotFoundError, InvalidInputError
 
-__all__ = ["DATASETS", "Dataset", "data_dir", "load_dataset"]
+__all__ = ["DATASETS", "Dataset", "data_dir", "load_dataset", "read_cifar_batch"]
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,21 @@ DATASETS: dict[str, dict] = {
         _KMNIST,
     ),
     "cifar10": {
-        "train": tuple(DataFile(f"cifar-10-batches-py/data_batch_{i}", None, _CIFAR) for i in range(1, 6)),
-        "test": (DataFile("cifar-10-batches-py/test_batch", None, _CIFAR),),
+        # Official MD5s of the python batches (https://www.cs.toronto.edu/~kriz/cifar.html; torchvision's too).
+        "train": tuple(
+            DataFile(f"cifar-10-batches-py/data_batch_{i}", md5, _CIFAR)
+            for i, md5 in enumerate(
+                (
+                    "c99cafc152244af753f735de768cd75f",
+                    "d4bba439e000b95fd0a9bffe97cbabec",
+                    "54ebc095f3ab1f0389bbae665268c751",
+                    "634d18415352ddfa80567beed471001a",
+                    "482c414d41f54cd18b22e5b47cb7c3cb",
+                ),
+                start=1,
+            )
+        ),
+        "test": (DataFile("cifar-10-batches-py/test_batch", "40351d587109b95175f43aff81a1287e", _CIFAR),),
         # Exact subsets kept for machines without network (see shared/data/README.md).
         "train-subset": (DataFile("cifar10_train_first4000.npz", "19fb9bce359fe17971179d119dabdfea", _CIFAR),),
         "test-subset": (DataFile("cifar10_test_first1000.npz", "88e0469ce419507eb7bded2d130f060a", _CIFAR),),
@@ -163,8 +176,54 @@ def _resolve(dataset: str, entry: DataFile, root: Path, download: bool) -> Path:
     return path
 
 
+class _CifarBatchUnpickler(pickle.Unpickler):
+    """Admits only what the official CIFAR-10 batches hold: containers, strings and numbers (pickle opcodes,
+    no lookup) and numpy arrays (these three globals). Anything else a file asks for is refused, so a
+    tampered batch cannot run code; safetensors and ``np.load(allow_pickle=False)`` refuse likewise."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): np.ndarray.__reduce__(np.zeros(0))[0],
+        ("numpy._core.multiarray", "_reconstruct"): np.ndarray.__reduce__(np.zeros(0))[0],
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+    }
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self._ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"it asks for {module}.{name}, which a CIFAR-10 batch never holds") from None
+
+
+def read_cifar_batch(path: Path) -> dict:
+    """One official CIFAR-10 python batch: ``{"data": (n, 3072) uint8, "labels": [n ints], ...}``.
+
+    Raises
+    ------
+    DataNotFoundError
+        The file is not a CIFAR-10 batch (including one that asks the unpickler for anything but numpy
+        arrays); nothing in it is executed.
+    """
+    try:
+        with open(path, "rb") as handle:
+            batch = _CifarBatchUnpickler(handle, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise DataNotFoundError(
+            f"{path} is not an official CIFAR-10 batch and was refused ({exc}). Delete it and extract "
+            f"cifar-10-batches-py/ again from {_CIFAR}."
+        ) from exc
+    data = batch.get("data") if isinstance(batch, dict) else None
+    labels = batch.get("labels") if isinstance(batch, dict) else None
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise DataNotFoundError(f"{path} is not an official CIFAR-10 batch: no (n, 3072) uint8 'data' array.")
+    if not isinstance(labels, list) or len(labels) != data.shape[0]:
+        raise DataNotFoundError(f"{path} is not an official CIFAR-10 batch: 'labels' is not a list of {len(data)}.")
+    return batch
+
+
 def _read_idx(path: Path) -> np.ndarray:
-    raw = gzip.open(path).read()
+    with gzip.open(path) as handle:
+        raw = handle.read()
     ndim = raw[3]
     dims = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
@@ -196,21 +255,21 @@ def load_dataset(
     if name == "cifar10":
         batches = files[split]
         if all((root / name / b.name).exists() for b in batches):
-            parts = [pickle.load(open(root / name / b.name, "rb"), encoding="latin1") for b in batches]  # noqa: S301
+            parts = [read_cifar_batch(_resolve(name, b, root, download=False)) for b in batches]
             images = np.concatenate([p["data"] for p in parts]).reshape(-1, 3, 32, 32)
             labels = np.concatenate([p["labels"] for p in parts]).astype(np.int64)
             return Dataset(name, split, _to_unit_range(images), labels)
         subset_file = files[f"{split}-subset"][0]
         if not (root / name / subset_file.name).exists():
             _resolve(name, batches[0], root, download=False)  # raises naming the official batches
-        data = np.load(_resolve(name, subset_file, root, download=False))
-        images = data["x"].transpose(0, 3, 1, 2)
+        with np.load(_resolve(name, subset_file, root, download=False), allow_pickle=False) as data:
+            images, subset_labels = data["x"].transpose(0, 3, 1, 2), data["y"]
         count = "4000 training" if split == "train" else "1000 test"
         return Dataset(
             name,
             split,
             _to_unit_range(images),
-            data["y"].astype(np.int64),
+            subset_labels.astype(np.int64),
             subset=f"first {count} images in official order",
         )
     # svhn: official .mat files, read with scipy (optional dependency)

@@ -61,3 +61,70 @@ def test_unknown_dataset_and_svhn_without_files(tmp_path):
         load_dataset("mnsit", data_dir_path=tmp_path)
     with pytest.raises(DataNotFoundError, match="test_32x32.mat .*eb5a983be6a315427106f1b164d9cef3"):
         load_dataset("svhn", "test", data_dir_path=tmp_path)
+
+
+def _cifar_like_batch(n: int = 3) -> dict:
+    rng = np.random.default_rng(0)
+    return {
+        "batch_label": "testing batch 1 of 1",
+        "labels": [int(v) for v in rng.integers(0, 10, n)],
+        "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        "filenames": [f"img_{i}.png" for i in range(n)],
+    }
+
+
+class _RunsCode:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned > pwned.txt",))
+
+
+def test_cifar_batches_are_read_by_a_restricted_unpickler(tmp_path):
+    import pickle
+
+    from omasgan.data.readers import read_cifar_batch
+
+    batch = _cifar_like_batch()
+    good = tmp_path / "good"
+    good.write_bytes(pickle.dumps(batch, protocol=4))
+    read = read_cifar_batch(good)
+    assert np.array_equal(read["data"], batch["data"]) and read["labels"] == batch["labels"]
+
+    # A batch that would run code when unpickled is refused and nothing runs (before: pickle.load ran it).
+    evil = tmp_path / "evil"
+    evil.write_bytes(pickle.dumps({**batch, "labels": _RunsCode()}, protocol=4))
+    with pytest.raises(DataNotFoundError, match=r"asks for posix\.system|asks for nt\.system|asks for os\.system"):
+        read_cifar_batch(evil)
+    assert not (tmp_path / "pwned.txt").exists()
+    for payload in (b"not a pickle", pickle.dumps({"data": [1, 2]}), pickle.dumps([1, 2, 3])):
+        bad = tmp_path / "bad"
+        bad.write_bytes(payload)
+        with pytest.raises(DataNotFoundError, match="not an official CIFAR-10 batch"):
+            read_cifar_batch(bad)
+
+
+def test_cifar_batches_are_checked_against_the_official_md5(tmp_path):
+    import pickle
+
+    batches = tmp_path / "cifar10" / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+    (batches / "test_batch").write_bytes(pickle.dumps(_cifar_like_batch(), protocol=4))
+    with pytest.raises(DataNotFoundError, match="40351d587109b95175f43aff81a1287e"):
+        load_dataset("cifar10", "test", data_dir_path=tmp_path)
+
+
+def test_no_reader_unpickles_outside_the_restricted_unpickler():
+    import pathlib
+    import re
+
+    package = pathlib.Path(__file__).resolve().parents[2] / "omasgan"
+    offending = []
+    for path in package.rglob("*.py"):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            where = f"{path.relative_to(package)}:{number}: {line.strip()}"
+            if re.search(r"pickle\.loads?\(|allow_pickle\s*=\s*True|torch\.load\(", line):
+                offending.append(where)
+            if "np.load(" in line and "allow_pickle=False" not in line:
+                offending.append(where)
+    assert not offending, offending
