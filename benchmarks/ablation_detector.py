@@ -24,7 +24,7 @@ from sklearn.utils import check_random_state
 
 from benchmarks.ablation_boundary import VARIANTS as BOUNDARY_VARIANTS
 from benchmarks.ablation_boundary import _fmt, _parse_classes
-from omasgan.checkpoint import atomic_write_text, checkpoint_files
+from omasgan.checkpoint import atomic_write_text, checkpoint_paths
 from omasgan.config import PAPER_J
 from omasgan.data.protocols import make_split
 from omasgan.estimator import OMASGANDetector
@@ -81,7 +81,7 @@ def _reuse_tasks(base_dir: Path, run_dir: Path, detector: OMASGANDetector) -> No
     shutil.rmtree(run_dir, ignore_errors=True)  # its result was not recorded: train J again (seconds)
     run_dir.mkdir(parents=True)
     for task in REUSED_TASKS:
-        for path in checkpoint_files(base_dir / task):
+        for path in checkpoint_paths(base_dir / task):
             shutil.copy2(path, run_dir / path.name)
     record = json.loads((base_dir / "config.json").read_text())
     seed = int(check_random_state(detector.random_state).randint(np.iinfo(np.int32).max))  # as fit() draws it

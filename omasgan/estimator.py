@@ -12,8 +12,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from omasgan._validation import Interval, Options, validate_params
 from omasgan.config import PRESET_NAMES, OMASGANConfig, resolve_config, resolve_seed
-from omasgan.errors import InvalidInputError
-from omasgan.models import OMASGANModels, read_saved, write_saved
+from omasgan.errors import CheckpointError, InvalidInputError
+from omasgan.models import ESTIMATOR_FILE, OMASGANModels, read_saved, write_saved
 from omasgan.nets.heads import NeighbourHead
 from omasgan.pipeline import OMASGAN
 from omasgan.runtime import resolve_device
@@ -305,7 +305,8 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
     # -- persistence (safetensors + JSON, no pickle) ----------------------------------------------------
 
     def save(self, path) -> None:
-        """Write ``path/estimator.json`` and ``path/weights.safetensors``."""
+        """Write ``path/estimator.json`` and the weights it names, ``path/weights.<digest>.safetensors``, as
+        one checkpoint (a crash while saving leaves the previous save loadable)."""
         check_is_fitted(self)
         params = {k: (str(v) if isinstance(v, (Path, torch.device)) else v) for k, v in self.get_params().items()}
         if not isinstance(params["random_state"], (int, type(None))):
@@ -325,14 +326,20 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
     def load(cls, path, map_location="cpu") -> OMASGANDetector:
         """Load a detector written by :meth:`save`, its networks on ``map_location``."""
         models, state = read_saved(path, map_location)
-        params = state["params"]
-        if isinstance(params.get("config"), dict) and set(params["config"]) == {_WHOLE_CONFIG}:
-            params["config"] = OMASGANConfig.from_dict(params["config"][_WHOLE_CONFIG])
-        estimator = cls(**params)
-        estimator.config_ = OMASGANConfig.from_dict(state["config"])
-        estimator.input_shape_ = tuple(state["input_shape"])
-        estimator.n_features_in_ = state["n_features_in"]
-        estimator.offset_ = state["offset"]
+        try:
+            params = dict(state["params"])
+            if isinstance(params.get("config"), dict) and set(params["config"]) == {_WHOLE_CONFIG}:
+                params["config"] = OMASGANConfig.from_dict(params["config"][_WHOLE_CONFIG])
+            estimator = cls(**params)
+            estimator.config_ = OMASGANConfig.from_dict(state["config"])
+            estimator.input_shape_ = tuple(int(n) for n in state["input_shape"])
+            estimator.n_features_in_ = int(state["n_features_in"])
+            estimator.offset_ = float(state["offset"])
+        except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
+            raise CheckpointError(
+                f"{Path(path) / ESTIMATOR_FILE} does not hold a detector's parameters ({type(exc).__name__}: {exc}); "
+                "edited by hand?"
+            ) from exc
         estimator.device_ = torch.device(map_location)
         estimator.history_ = []
         estimator._set_models(models)

@@ -1,6 +1,6 @@
 """The trained networks of a run (``OMASGANModels``): sampling, scoring, reloading a run directory, and the
-saved-estimator format (``estimator.json`` + ``weights.safetensors``) that ``OMASGANDetector.save`` writes
-and ``omasgan score`` reads."""
+saved-estimator format (the checkpoint ``estimator.json`` + ``weights.<digest>.safetensors``) that
+``OMASGANDetector.save`` writes and ``omasgan score`` reads."""
 
 from __future__ import annotations
 
@@ -10,19 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from omasgan.checkpoint import atomic_write_text, load_state
+from omasgan.checkpoint import load_state, read_checkpoint, write_checkpoint
 from omasgan.config import OMASGANConfig
-from omasgan.errors import CheckpointError
+from omasgan.errors import CheckpointError, InvalidInputError
 from omasgan.nets.assembly import NETWORK_NAMES, networks_for_reload
 from omasgan.preprocessing import InputScaler
 
 __all__ = ["TASKS", "OMASGANModels", "read_saved", "write_saved"]
 
 TASKS = ("task1", "task2", "task3", "detector")  # checkpoint names of the four tasks, in order
-ESTIMATOR_FILE, WEIGHTS_FILE = "estimator.json", "weights.safetensors"
+ESTIMATOR_FILE, WEIGHTS_PREFIX = "estimator.json", "weights"
 
 
 @dataclass
@@ -142,31 +141,35 @@ class OMASGANModels:
 
 
 def write_saved(path: str | Path, models: OMASGANModels, state: dict[str, Any]) -> None:
-    """Write a saved estimator: every network's state dict to ``weights.safetensors`` and ``state`` (the
-    estimator's parameters, configuration and fitted values; JSON-serialisable) to ``estimator.json``."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
+    """Write a saved estimator as one checkpoint: every network's state dict to
+    ``weights.<digest>.safetensors`` and ``state`` (the estimator's parameters, configuration and fitted
+    values; JSON-serialisable) to the manifest ``estimator.json``."""
     tensors = {
         f"{name}.{key}": value.detach().cpu().contiguous().clone()
         for name, module in models.modules().items()
         for key, value in module.state_dict().items()
     }
-    save_file(tensors, str(path / (WEIGHTS_FILE + ".tmp")))
-    (path / (WEIGHTS_FILE + ".tmp")).replace(path / WEIGHTS_FILE)
-    atomic_write_text(path / ESTIMATOR_FILE, json.dumps(state, indent=2))
+    write_checkpoint(Path(path) / ESTIMATOR_FILE, tensors, state, prefix=WEIGHTS_PREFIX)
 
 
 def read_saved(path: str | Path, device: torch.device | str = "cpu") -> tuple[OMASGANModels, dict[str, Any]]:
-    """The networks (on ``device``) and the JSON state of an estimator written by :func:`write_saved`."""
-    path = Path(path)
-    try:
-        state = json.loads((path / ESTIMATOR_FILE).read_text())
-        tensors = load_file(str(path / WEIGHTS_FILE), device=str(torch.device(device)))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a saved OMASGANDetector ({exc}).") from exc
+    """The networks (on ``device``) and the JSON state of an estimator written by :func:`write_saved`.
+
+    Raises :class:`CheckpointError` naming the file and the problem for a missing, truncated, edited or
+    mismatched save."""
+    manifest = Path(path) / ESTIMATOR_FILE
+    tensors, state = read_checkpoint(manifest, device)
     weights: dict[str, dict[str, torch.Tensor]] = {name: {} for name in NETWORK_NAMES}
     for key, value in tensors.items():
         name, _, param = key.partition(".")
         weights.setdefault(name, {})[param] = value
-    config = OMASGANConfig.from_dict(state["config"])
-    return OMASGANModels.build(config, tuple(state["input_shape"]), weights, device), state
+    try:
+        config = OMASGANConfig.from_dict(state["config"])
+        return OMASGANModels.build(config, tuple(state["input_shape"]), weights, device), state
+    except CheckpointError as exc:
+        raise CheckpointError(f"{manifest}: {exc}") from exc
+    except (KeyError, TypeError, ValueError, RuntimeError, InvalidInputError) as exc:
+        raise CheckpointError(
+            f"{manifest} does not describe its weights ({type(exc).__name__}: {exc}); edited, or written by "
+            "other networks?"
+        ) from exc

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 from sklearn.metrics import roc_auc_score
 
+from omasgan.checkpoint import read_checkpoint
 from omasgan.data import bimodal, bimodal_anomalies
 from omasgan.distributed import DistributedContext
 from omasgan.estimator import OMASGANDetector
@@ -63,7 +63,7 @@ def _alive(pid: int) -> bool:
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(folder / "weights.safetensors"))
+    return read_checkpoint(folder / "estimator.json")[0]
 
 
 def test_two_processes_reach_the_target_repeat_exactly_and_resume_after_a_kill(tmp_path):
