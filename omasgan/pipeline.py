@@ -4,13 +4,16 @@ Run directory layout::
 
     config.json       the configuration (and the data fingerprint) of the run
     state.json        completed tasks
-    <task>.safetensors / <task>.json            final state of a completed task
-    <task>.partial.safetensors / .json          latest in-task checkpoint (every checkpoint_every steps)
+    <task>.json + <task>.<digest>.safetensors            final state of a completed task
+    <task>.partial.json + <task>.partial.<digest>...     latest in-task checkpoint (every checkpoint_every steps)
     metrics.jsonl     one line per logged step: {"task", "step", metric: value, ...}
+    .lock             held by the process training in this directory
 
-A run resumes from its last completed task, or from the latest in-task checkpoint, with the random
-streams restored, so an interrupted run finishes exactly as an uninterrupted one would (same device and
-number of processes).
+Each checkpoint is one unit (:mod:`omasgan.checkpoint`): a manifest naming its weights by SHA-256. A run
+resumes from its last completed task, or from the latest in-task checkpoint, with the random streams
+restored, so an interrupted run finishes exactly as an uninterrupted one would (same device and number of
+processes); metrics logged after that checkpoint are dropped from metrics.jsonl, so no step appears twice.
+A second process on the same directory is refused while the first holds the lock.
 
 Under torchrun every rank runs ``fit``; see :mod:`omasgan.distributed` for what is shared between ranks.
 Rank 0 alone writes to the run directory.
@@ -18,7 +21,6 @@ Rank 0 alone writes to the run directory.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -32,10 +34,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from omasgan import divergences
-from omasgan.checkpoint import atomic_write_text, checkpoint_files, load_state, save_state
+from omasgan.checkpoint import atomic_write_text, checkpoint_exists, load_state, remove_checkpoint, save_state
 from omasgan.config import OMASGANConfig
 from omasgan.distributed import DistributedContext, launched_by_torchrun, rank_device
 from omasgan.errors import CheckpointError, InvalidInputError, NonFiniteLossError
+from omasgan.locking import DirectoryLock
 from omasgan.models import OMASGANModels
 from omasgan.nets.assembly import config_nets, detector_network
 from omasgan.preprocessing import InputScaler
@@ -63,6 +66,36 @@ def _streams(seed: int, task_index: int, rank: int = 0) -> dict[str, torch.Gener
 def _fingerprint(x: torch.Tensor) -> dict[str, Any]:
     x64 = x.detach().double()
     return {"shape": list(x.shape), "sum": float(x64.sum()), "sumsq": float((x64 * x64).sum())}
+
+
+def _same_data(recorded: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether two fingerprints agree on everything they both record (shape, sum, sum of squares)."""
+    if recorded.get("shape") != current["shape"]:
+        return False
+    return all(
+        math.isclose(recorded[key], current[key], rel_tol=1e-9, abs_tol=1e-6)
+        for key in ("sum", "sumsq")
+        if key in recorded
+    )
+
+
+def _trim_metrics(path: Path, task: str, resumed_step: int) -> None:
+    """Drop the rows of ``task`` logged after ``resumed_step`` (and any torn line a crash left), so that a
+    resumed run logs each step once."""
+    if not path.exists():
+        return
+    kept, changed = [], False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+            stale = row["task"] == task and int(row["step"]) > resumed_step
+        except (ValueError, KeyError, TypeError):
+            stale = True
+        changed |= stale
+        if not stale:
+            kept.append(line + "\n")
+    if changed:
+        atomic_write_text(path, "".join(kept))
 
 
 class OMASGAN:
@@ -110,6 +143,7 @@ class OMASGAN:
         self.context = DistributedContext.single()
         self.history: list[dict[str, Any]] = []
         self.stored_rows: torch.Tensor | None = None
+        self._lock: DirectoryLock | None = None
 
     # -- run directory --------------------------------------------------------------------------------
 
@@ -122,8 +156,8 @@ class OMASGAN:
         record = {"config": self.config.to_dict(), "data": _fingerprint(x)}
         if scaler is not None:
             record["input_scaler"] = scaler.to_dict()
+        self._acquire_run_dir()
         if self.context.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
             if not config_path.exists():
                 atomic_write_text(config_path, json.dumps(record, indent=2, sort_keys=True))
             if not state_path.exists():
@@ -139,11 +173,28 @@ class OMASGAN:
                     f"{self.run_dir} holds a run with a different configuration; resume it with the same "
                     "configuration or use a new run directory."
                 )
-            if previous["data"]["shape"] != record["data"]["shape"] or not math.isclose(
-                previous["data"]["sum"], record["data"]["sum"], rel_tol=1e-9, abs_tol=1e-6
-            ):
+            if not _same_data(previous["data"], record["data"]):
                 raise CheckpointError(f"{self.run_dir} was trained on different data; use a new run directory.")
         return list(json.loads(state_path.read_text())["completed"])
+
+    def _acquire_run_dir(self) -> None:
+        """Rank 0 takes the run directory's lock; every rank raises the same error if it is held."""
+        refusal = None
+        if self.context.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._lock = DirectoryLock(self.run_dir)
+            try:
+                self._lock.acquire()
+            except CheckpointError as exc:
+                self._lock, refusal = None, str(exc)
+        refusal = self.context.gather(refusal)[0]
+        if refusal is not None:
+            raise CheckpointError(refusal)
+
+    def _release_run_dir(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _mark_completed(self, completed: list[str]) -> None:
         if self.run_dir is not None and self.context.is_main:
@@ -201,12 +252,18 @@ class OMASGAN:
 
     def _run_task(self, trainer: TaskTrainer, steps: int, x: torch.Tensor, completed: list[str]) -> None:
         task = trainer.name
-        if task in completed:
+        # A final checkpoint is the task's commit point: a crash before state.json recorded it loses nothing.
+        if task in completed or (self.run_dir is not None and checkpoint_exists(self.run_dir / task)):
             trainer.load_state_dict(load_state(self.run_dir / task, "cpu"))  # its streams are no longer used
+            if task not in completed:
+                completed.append(task)
+                self._mark_completed(completed)
             return
         partial = self.run_dir / f"{task}.partial" if self.run_dir is not None else None
-        if partial is not None and checkpoint_files(partial)[1].exists():
+        if partial is not None and checkpoint_exists(partial):
             self._restore(trainer, partial)
+        if partial is not None and self.context.is_main:
+            _trim_metrics(self.run_dir / "metrics.jsonl", task, trainer.step_count)
         log_every, checkpoint_every = self.config.log_every, self.config.checkpoint_every
         quiet = self.verbose == 0 or not self.context.is_main
         bar = tqdm(total=steps, initial=trainer.step_count, desc=task, disable=quiet, leave=False)
@@ -223,9 +280,7 @@ class OMASGAN:
         if self.run_dir is not None:
             self._save(self.run_dir / task, self._checkpoint_state(trainer))
             if self.context.is_main:
-                for path in checkpoint_files(partial):
-                    with contextlib.suppress(FileNotFoundError):
-                        path.unlink()
+                remove_checkpoint(partial)
         completed.append(task)
         self._mark_completed(completed)
 
@@ -249,6 +304,12 @@ class OMASGAN:
 
     def fit(self, x: torch.Tensor) -> OMASGANModels:
         """Train every task on normal data ``x`` (N, ...) and return the models."""
+        try:
+            return self._fit(x)
+        finally:
+            self._release_run_dir()
+
+    def _fit(self, x: torch.Tensor) -> OMASGANModels:
         if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[0] < 2:
             raise InvalidInputError("OMASGAN.fit: x must be a tensor of shape (N, ...) with N >= 2.")
         use_group = launched_by_torchrun() if self.distributed is None else self.distributed
