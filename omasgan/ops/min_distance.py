@@ -7,6 +7,7 @@ import torch
 from omasgan.errors import InvalidInputError
 from omasgan.ops import _extension
 from omasgan.ops._inputs import as_points, check_same_kind, float32_under_autocast
+from omasgan.ops._nonfinite import nonfinite_rows, poison
 from omasgan.ops._reference import min_distance_reference
 
 __all__ = ["min_distance"]
@@ -43,7 +44,10 @@ def min_distance(x: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torc
     Notes
     -----
     Inside ``torch.autocast`` float16/bfloat16 inputs are computed (and returned) in float32.
-    NaN inputs give undefined results (the search skips them); check finiteness upstream. The CPU
+    Non-finite coordinates (NaN, +-inf) propagate as NaN, on every backend: a row of ``x`` holding one
+    gets ``dist`` NaN, ``index`` 0, and NaN gradients for itself and its ``index`` row of ``ref``; one
+    anywhere in ``ref`` makes every ``dist`` NaN, every ``index`` that row's, and every gradient NaN
+    (any point could be nearest to it). Check finiteness upstream to find the row. The CPU
     kernels are deterministic; the CUDA backward accumulates ``ref``'s gradient with ``index_add_``,
     which honours ``torch.use_deterministic_algorithms``.
     """
@@ -55,9 +59,26 @@ def min_distance(x: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torc
         )
     check_same_kind("min_distance", ("x", "ref"), x, ref)
     if _extension.supports(x.device):
-        return torch.ops.omasgan.min_distance.default(x, ref)
-    _extension.warn_reference_fallback(x.device.type)
-    return min_distance_reference(x, ref)
+        dist, index = torch.ops.omasgan.min_distance.default(x, ref)
+    else:
+        _extension.warn_reference_fallback(x.device.type)
+        dist, index = min_distance_reference(x, ref)
+    return _propagate_nonfinite(x, ref, dist, index)
+
+
+def _propagate_nonfinite(
+    x: torch.Tensor, ref: torch.Tensor, dist: torch.Tensor, index: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """NaN where a non-finite coordinate reaches (the docstring's rule), on any backend's result."""
+    x_bad, ref_bad = nonfinite_rows(x), nonfinite_rows(ref)
+    any_ref_bad = ref_bad.any()
+    # Indices as torch.cdist(x, ref).min(1) gives them with NaN: the first NaN of each row.
+    first_bad = ref_bad.to(torch.uint8).argmax()
+    index = torch.where(x_bad, torch.zeros_like(index), torch.where(any_ref_bad, first_bad, index))
+    chosen_by_bad = torch.zeros(ref.shape[0], dtype=torch.long, device=ref.device).scatter_add(0, index, x_bad.long())
+    out_rows = x_bad | any_ref_bad
+    ref_rows = any_ref_bad | (chosen_by_bad > 0)
+    return poison(dist, out_rows, x, ref, ref_rows), index
 
 
 def _register() -> None:

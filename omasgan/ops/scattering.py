@@ -7,6 +7,7 @@ import torch
 from omasgan.errors import InvalidInputError
 from omasgan.ops import _extension
 from omasgan.ops._inputs import as_points, check_same_kind, float32_under_autocast
+from omasgan.ops._nonfinite import nonfinite_rows, poison
 from omasgan.ops._reference import scattering_reference
 
 __all__ = ["scattering"]
@@ -33,7 +34,8 @@ def scattering(z: torch.Tensor, x: torch.Tensor, eps: float = 1e-8) -> torch.Ten
         Differentiable w.r.t. ``z`` and ``x``. Pairwise terms are recomputed tile by tile in backward,
         never stored as N x N; distances of near-duplicate pairs are taken by direct differences, so
         they are exact. The gradient of a zero distance is 0. Inside ``torch.autocast``, float16/bfloat16
-        inputs are computed (and returned) in float32.
+        inputs are computed (and returned) in float32. A non-finite coordinate (NaN, +-inf) anywhere in
+        ``z`` or ``x`` makes every ``s[i]`` and every gradient NaN, on every backend.
 
     Raises
     ------
@@ -52,9 +54,13 @@ def scattering(z: torch.Tensor, x: torch.Tensor, eps: float = 1e-8) -> torch.Ten
         raise InvalidInputError(f"scattering: eps must be >= 0, got {eps}.")
     check_same_kind("scattering", ("z", "x"), z, x)
     if _extension.supports(x.device):
-        return torch.ops.omasgan.scattering.default(z, x, float(eps))
-    _extension.warn_reference_fallback(x.device.type)
-    return scattering_reference(z, x, eps)
+        s = torch.ops.omasgan.scattering.default(z, x, float(eps))
+    else:
+        _extension.warn_reference_fallback(x.device.type)
+        s = scattering_reference(z, x, eps)
+    # Every s[i] averages over all the other samples: one non-finite coordinate reaches them all.
+    bad = (nonfinite_rows(z) | nonfinite_rows(x)).any().expand(x.shape[0])
+    return poison(s, bad, z, x)
 
 
 def _register() -> None:

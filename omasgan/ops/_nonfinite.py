@@ -1,0 +1,50 @@
+"""Non-finite inputs (NaN, +-inf) give NaN outputs and NaN gradients, on every backend.
+
+A NaN or infinite coordinate is not a point, and the kernels' searches skip such values in ways that
+differ by backend (a distance of inf, of 0, or a finite distance to some other row). The operators
+therefore mark, after any backend has run, the outputs a non-finite input can reach, and the gradients
+of the inputs that reach them, as NaN: never a silently wrong finite value, and no device sync (the
+masks are tensors, not Python booleans).
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["nonfinite_rows", "poison"]
+
+
+def nonfinite_rows(points: torch.Tensor) -> torch.Tensor:
+    """(rows,) bool: rows holding a NaN or an infinity."""
+    return ~torch.isfinite(points.detach()).all(1)
+
+
+class _Poison(torch.autograd.Function):
+    """``out`` with NaN in ``rows``; its gradient passes unchanged, and the inputs ``a`` and ``b`` get NaN
+    gradients in ``rows`` (``b`` in ``b_rows`` when given), added to the operator's own so that NaN wins,
+    and zeros elsewhere. Each mask is passed once (torch.compile refuses one tensor in two arguments)."""
+
+    @staticmethod
+    def forward(ctx, out, rows, a, b, b_rows):
+        ctx.shapes = (a.shape, b.shape)
+        ctx.own_b_rows = b_rows is not None
+        ctx.save_for_backward(rows, *([b_rows] if b_rows is not None else []))
+        return torch.where(rows, torch.full_like(out, float("nan")), out)
+
+    @staticmethod
+    def backward(ctx, grad):
+        rows, *rest = ctx.saved_tensors
+        b_rows = rest[0] if ctx.own_b_rows else rows
+        nan = torch.full((), float("nan"), dtype=grad.dtype, device=grad.device)
+        zero = torch.zeros((), dtype=grad.dtype, device=grad.device)
+        grad_a = torch.where(rows[:, None], nan, zero).expand(ctx.shapes[0])
+        grad_b = torch.where(b_rows[:, None], nan, zero).expand(ctx.shapes[1])
+        return grad, None, grad_a, grad_b, None
+
+
+def poison(
+    out: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, b: torch.Tensor, b_rows: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``out`` (rows,) with NaN where ``rows``; the operator's inputs ``a`` and ``b`` (2-D) get NaN
+    gradients in ``rows`` (``b``: in ``b_rows`` where given)."""
+    return _Poison.apply(out, rows, a, b, b_rows)
