@@ -3,12 +3,18 @@
 The CPU kernels are always built. CUDA kernels (csrc/cuda/*.cu) are added when the installed torch is
 a CUDA build and nvcc is found, or when FORCE_CUDA=1. We do not look at torch.cuda.is_available():
 build machines often have no GPU. DEBUG=1 builds with -O0 -g.
+
+The extension is optional, as pip's optional extensions are: where it fails to build (no working C++
+compiler, a broken toolchain), omasgan installs without it and runs on the pure-torch operators, saying
+so once here (pip shows it with -v) and once at import. OMASGAN_REQUIRE_EXTENSION=1 makes a failed build
+fail the install instead (CI sets it where a compiler exists).
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import sys
 
 import torch
 from setuptools import setup
@@ -47,7 +53,36 @@ def _extension():
     )
 
 
+_FALLBACK_NOTE = (
+    "omasgan: the compiled operators (omasgan._C) could not be built ({reason}); installing without them. "
+    "min_distance and scattering will run on the pure-torch reference implementation (correct, slower). "
+    "`omasgan doctor` shows what is loaded; install a C++ compiler and reinstall to build them."
+)
+
+
+class OptionalBuildExtension(BuildExtension):
+    """Build omasgan._C if possible; otherwise install without it (unless OMASGAN_REQUIRE_EXTENSION=1)."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as exc:  # setuptools' CompileError/LinkError, a missing compiler, ninja failing
+            self._skip(exc)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            self._skip(exc)
+
+    def _skip(self, exc: Exception) -> None:
+        if os.environ.get("OMASGAN_REQUIRE_EXTENSION", "0") == "1":
+            raise exc
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        print("\n" + "=" * 78 + "\n" + _FALLBACK_NOTE.format(reason=reason) + "\n" + "=" * 78, file=sys.stderr)
+
+
 setup(
     ext_modules=[_extension()],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    cmdclass={"build_ext": OptionalBuildExtension.with_options(use_ninja=True)},
 )

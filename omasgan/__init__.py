@@ -2,7 +2,10 @@
 
 __version__ = "0.1.0"
 
+from omasgan.build_notice import warn_if_extension_missing  # noqa: E402
 from omasgan.divergences.hookspecs import hookimpl  # noqa: E402  plugins write `@omasgan.hookimpl`
+
+warn_if_extension_missing()
 
 __all__ = ["OMASGAN", "OMASGANConfig", "OMASGANDetector", "__version__", "hookimpl"]
 

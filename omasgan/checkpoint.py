@@ -111,8 +111,9 @@ def _manifest_record(manifest: Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint manifest {manifest} is not JSON (truncated or edited?): {exc}") from exc
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise CheckpointError(
-            f'{manifest} is not an omasgan checkpoint manifest (no "format": "{FORMAT}"; checkpoints written '
-            "before omasgan 0.2 are not read: retrain or re-save with this version)."
+            f'{manifest} is not an omasgan checkpoint manifest (no "format": "{FORMAT}"). Saves and run '
+            "directories from before the manifest format (0.1 pre-releases: a separate .safetensors and .json) "
+            "are not read; retrain with this version."
         )
     if record.get("version") != VERSION:
         found = record.get("version")

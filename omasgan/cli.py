@@ -22,6 +22,16 @@ def _parse_params(pairs: list[str]) -> dict:
     return params
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    import json
+
+    from omasgan.doctor import environment_report, format_report
+
+    report = environment_report()
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return 0
+
+
 def _cmd_divergences(args: argparse.Namespace) -> int:
     from omasgan import divergences
 
@@ -206,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     div.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="divergence parameter")
     div.add_argument("--max-examples", type=int, default=100, help="hypothesis examples per property")
     div.set_defaults(handler=_cmd_divergences)
+    doctor = commands.add_parser(
+        "doctor", help="print the operators' backend, CUDA kernels, torch version and plugins (for bug reports)"
+    )
+    doctor.add_argument("--json", action="store_true", help="as JSON")
+    doctor.set_defaults(handler=_cmd_doctor)
     demo = commands.add_parser("demo", help="train on 2-D data and draw the boundary (about a minute on a CPU)")
     demo.add_argument("--out", default="omasgan-demo", help="output folder (boundary.png, summary.json)")
     demo.add_argument("--seed", type=int, default=0)

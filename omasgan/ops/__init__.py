@@ -4,7 +4,7 @@
 (``backend() == "compiled"``) and through the reference implementations otherwise, with one warning.
 """
 
-from omasgan.ops._extension import backend, build_info, cuda_built
+from omasgan.ops._extension import backend, build_info, cuda_built, load_error
 from omasgan.ops._reference import min_distance_reference, scattering_reference
 from omasgan.ops.min_distance import min_distance
 from omasgan.ops.scattering import scattering
@@ -13,6 +13,7 @@ __all__ = [
     "backend",
     "build_info",
     "cuda_built",
+    "load_error",
     "min_distance",
     "min_distance_reference",
     "scattering",

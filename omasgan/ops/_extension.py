@@ -9,14 +9,9 @@ import warnings
 
 import torch
 
-__all__ = ["backend", "compiled", "cuda_built"]
+from omasgan.build_notice import warn_missing_extension
 
-_BUILD_HINT = (
-    "omasgan's compiled operators are not built, so min_distance and scattering run on the pure-torch "
-    "reference implementation (correct, slower, more memory). Build them with "
-    "`pip install --no-build-isolation -e .` from a checkout (needs a C++ compiler; CUDA kernels also need "
-    "nvcc and a CUDA build of torch)."
-)
+__all__ = ["backend", "build_info", "compiled", "cuda_built", "load_error"]
 
 
 @functools.cache
@@ -29,6 +24,12 @@ def _load():
         return exc
 
 
+def load_error() -> str | None:
+    """Why the extension is not loaded (None when it is)."""
+    module = _load()
+    return str(module) if isinstance(module, ImportError) else None
+
+
 def compiled() -> bool:
     """Whether the compiled operators are loaded (without warning)."""
     return not isinstance(_load(), ImportError)
@@ -39,13 +40,13 @@ def warn_reference_fallback(device_type: str) -> None:
     """Warn, once per process and cause, that the reference implementation stands in for the extension."""
     reason = _load()
     if isinstance(reason, ImportError):
-        message = f"{_BUILD_HINT} (import failed: {reason})"
-    else:
-        message = (
-            f"omasgan's compiled operators have no {device_type} kernels in this build, so they run on the "
-            "pure-torch reference implementation there. Rebuild with a CUDA torch and nvcc present "
-            "(or FORCE_CUDA=1): `pip install --no-build-isolation -e .`."
-        )
+        warn_missing_extension(f"import failed: {reason}", stacklevel=4)
+        return
+    message = (
+        f"omasgan's compiled operators have no {device_type} kernels in this build, so they run on the "
+        "pure-torch reference implementation there. Rebuild with a CUDA torch and nvcc present "
+        "(or FORCE_CUDA=1): `pip install --no-build-isolation -e .`."
+    )
     warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 

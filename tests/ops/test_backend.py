@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -40,6 +41,10 @@ def test_reference_fallback_warns_exactly_once_and_computes():
 
 
 def test_backend_reports_the_loaded_extension():
+    # Where a C++ compiler exists the extension must have built and loaded: a silent fallback to the
+    # reference operators would let every "compiled" test pass on the reference.
+    if shutil.which(os.environ.get("CXX", "c++")) is not None and os.environ.get("OMASGAN_NO_EXTENSION") != "1":
+        assert ops.backend() == "compiled", f"a compiler exists but omasgan._C is not loaded: {ops.load_error()}"
     assert ops.backend() in ("compiled", "reference")
     if ops.backend() == "compiled":
         info = ops.build_info()
@@ -47,3 +52,19 @@ def test_backend_reports_the_loaded_extension():
     else:
         assert ops.build_info() == {}
         assert not ops.cuda_built()
+
+
+def test_doctor_reports_the_backend_cuda_kernels_and_torch(capsys):
+    import json
+
+    import torch
+
+    from omasgan.cli import main
+
+    assert main(["doctor", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ops_backend"] == ops.backend() and report["cuda_kernels_built"] == ops.cuda_built()
+    assert report["torch"] == torch.__version__ and "kl" in report["divergences"]
+    result = subprocess.run([sys.executable, "-m", "omasgan.ops"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "ops_backend" in result.stdout and ops.backend() in result.stdout and torch.__version__ in result.stdout

@@ -161,7 +161,7 @@ def test_resaving_replaces_the_save_as_one_unit(saved, tmp_path):
     det.save(tmp_path / "m")
     assert len(list((tmp_path / "m").glob("*.safetensors"))) == 1
     assert np.array_equal(OMASGANDetector.load(tmp_path / "m").score_samples(X), det.score_samples(X))
-    # A manifest from before 0.2 (no format tag) is refused with what to do.
+    # A manifest from before the format (no format tag) is refused with what to do.
     (tmp_path / "m" / "estimator.json").write_text(json.dumps({"params": {}, "config": {}}))
-    with pytest.raises(CheckpointError, match="re-save"):
+    with pytest.raises(CheckpointError, match="retrain with this version"):
         OMASGANDetector.load(tmp_path / "m")
