@@ -6,6 +6,8 @@ import argparse
 import ast
 import sys
 
+from omasgan.errors import OmasganError
+
 __all__ = ["main"]
 
 
@@ -150,8 +152,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from omasgan.distributed import session
     from omasgan.estimator import OMASGANDetector
     from omasgan.runtime import resolve_device
+    from omasgan.scoring import load_array
 
-    X = np.load(args.input, mmap_mode="r", allow_pickle=False)
+    X = load_array(args.input)
     config = _user_config(args)
     # --seed, else a --config file's own seed, else 0: a CLI run is reproducible by default.
     seed = args.seed if args.seed is not None else (None if isinstance(config, OMASGANConfig) else 0)
@@ -293,9 +296,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("divergences check needs a NAME")
     try:
         return args.handler(args)
-    except (KeyError, ValueError, FileNotFoundError) as exc:  # user mistakes: one line, no traceback
+    except (KeyError, ValueError, FileNotFoundError, OmasganError) as exc:  # user mistakes: one line, no traceback
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"omasgan: error: {message}", file=sys.stderr)
+        print("omasgan: error: " + " ".join(line.strip() for line in str(message).splitlines()), file=sys.stderr)
         return 2
 
 

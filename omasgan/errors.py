@@ -12,6 +12,7 @@ __all__ = [
     "DataNotFoundError",
     "DivergenceNameClashError",
     "InvalidInputError",
+    "InvalidInputTypeError",
     "NonFiniteLossError",
     "OmasganError",
     "PluginLoadError",
@@ -25,6 +26,11 @@ class OmasganError(Exception):
 
 class InvalidInputError(OmasganError, ValueError):
     """An argument has the wrong shape, dtype, device or values."""
+
+
+class InvalidInputTypeError(InvalidInputError, TypeError):
+    """Input of a kind omasgan cannot take at all (values that are not numbers); also a ``TypeError``, as
+    numpy and scikit-learn raise for it."""
 
 
 class UnknownDivergenceError(OmasganError, KeyError):

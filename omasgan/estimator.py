@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from omasgan._validation import Interval, Options, validate_params
 from omasgan.config import PRESET_NAMES, OMASGANConfig, resolve_config, resolve_seed
-from omasgan.errors import CheckpointError, InvalidInputError
+from omasgan.errors import CheckpointError, InvalidInputError, InvalidInputTypeError
 from omasgan.models import ESTIMATOR_FILE, OMASGANModels, read_saved, write_saved
 from omasgan.nets.heads import NeighbourHead
 from omasgan.pipeline import OMASGAN
@@ -28,6 +28,9 @@ _LEAVE_SELF_OUT = (
     "fewer than the contamination share (a stored row's distance to itself is 0); "
     "tests/pipeline/test_tables_detector.py checks the share on new rows"
 )
+
+
+_COMPLEX_HINT = "pass real values, e.g. the real and imaginary parts as separate columns."
 
 
 class OMASGANDetector(OutlierMixin, BaseEstimator):
@@ -177,6 +180,8 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
     @staticmethod
     def _to_numpy(X):
         if isinstance(X, torch.Tensor):
+            if X.is_complex():
+                raise InvalidInputError(f"X is a complex tensor ({X.dtype}); {_COMPLEX_HINT}")
             return X.detach().to("cpu", torch.float32).numpy()
         return X
 
@@ -185,7 +190,13 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
         X = self._to_numpy(X)
         if getattr(X, "ndim", None) == 3:  # (n, h, w) single-channel images -> (n, 1, h, w)
             X = X[:, None]
-        X = validate_data(self, X, reset=reset, allow_nd=True, dtype=np.float32, ensure_min_samples=2 if reset else 1)
+        try:
+            X = validate_data(
+                self, X, reset=reset, allow_nd=True, dtype=np.float32, ensure_min_samples=2 if reset else 1
+            )
+        except (ValueError, TypeError) as exc:  # scikit-learn's and numpy's checks, under our error class
+            kind = InvalidInputTypeError if isinstance(exc, TypeError) else InvalidInputError
+            raise kind(self._what_to_do(str(exc))) from exc
         if X.ndim not in (2, 4):
             raise InvalidInputError(
                 f"X must be (n, d) vectors or (n, h, w) / (n, c, h, w) images, got shape {X.shape}."
@@ -199,6 +210,21 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
         if not X.flags.writeable:  # e.g. a memory-mapped .npy; torch wants writable memory
             X = X.copy()
         return torch.from_numpy(X).reshape(X.shape[0], *shape)
+
+    def _what_to_do(self, message: str) -> str:
+        """scikit-learn's message about bad input, with what to do where it does not say."""
+        if "Complex data" in message:
+            return f"{message.splitlines()[0]}: {_COMPLEX_HINT}"
+        if "could not convert" in message or "argument must be" in message:
+            return (
+                f"X must be numeric ({message.splitlines()[0]}): encode non-numeric columns first, e.g. with "
+                "scikit-learn's OrdinalEncoder or OneHotEncoder."
+            )
+        if "infinity or a value too large" in message:
+            return f"{message} Replace or drop infinite values and values beyond float32's range (3.4e38)."
+        if "features, but" in message and hasattr(self, "input_shape_"):
+            return f"{message} It was fitted on samples of shape {tuple(self.input_shape_)}."
+        return message
 
     def _build_config(self, kind: str, data_shape: tuple[int, ...]) -> OMASGANConfig:
         """The one path from this estimator's parameters to the run's configuration."""

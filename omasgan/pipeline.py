@@ -68,6 +68,17 @@ def _fingerprint(x: torch.Tensor) -> dict[str, Any]:
     return {"shape": list(x.shape), "sum": float(x64.sum()), "sumsq": float((x64 * x64).sum())}
 
 
+def _check_pixel_range(x: torch.Tensor) -> None:
+    """The built-in image generator ends in tanh: images outside [-1, 1] cannot be matched by it."""
+    low, high = float(x.min()), float(x.max())
+    if not (-1.0 - 1e-3 <= low and high <= 1.0 + 1e-3):
+        raise InvalidInputError(
+            f"the built-in image networks generate pixels in [-1, 1] (tanh) but these images range over "
+            f"[{low:.4g}, {high:.4g}]: scale them to [-1, 1] (e.g. X / 127.5 - 1 for 0-255 pixels, 2 X - 1 for "
+            "[0, 1]), or pass your own networks (OMASGAN(modules=...))."
+        )
+
+
 def _same_data(recorded: dict[str, Any], current: dict[str, Any]) -> bool:
     """Whether two fingerprints agree on everything they both record (shape, sum, sum of squares)."""
     if recorded.get("shape") != current["shape"]:
@@ -317,6 +328,8 @@ class OMASGAN:
         self.device = rank_device(self.device, self.context)
         x = x.detach().to(self.device, torch.float32)
         cfg = self.config
+        if self.modules is None and x.dim() == 4 and cfg.input_scaling != "standard":
+            _check_pixel_range(x)
         # Fitted on every row before any sharding: each rank computes the same scaler.
         scaler = InputScaler.fitted(x) if cfg.input_scaling == "standard" else None
         completed = self._prepare_run_dir(x, scaler)

@@ -26,6 +26,7 @@ __all__ = [
     "critic_features",
     "feature_knn_scores",
     "fuse_scores",
+    "load_array",
     "load_models",
     "score_array",
     "score_batches",
@@ -33,6 +34,23 @@ __all__ = [
 ]
 
 SCORES = ("detector", "task1_critic", "task3_critic")
+
+
+def load_array(path: str | Path) -> np.ndarray:
+    """A numeric .npy array as a read-only memory map (never unpickled), or InvalidInputError saying why not."""
+    try:
+        X = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError) as exc:
+        raise InvalidInputError(
+            f"{path} cannot be read as a numeric .npy array ({exc}); save one with np.save(path, X.astype(np.float32))."
+        ) from exc
+    if X.dtype.kind not in "biuf":
+        raise InvalidInputError(
+            f"{path} holds {X.dtype} values; omasgan takes real numbers: convert them, e.g. X.astype(np.float32)."
+        )
+    return X
 
 
 def load_models(path: str | Path, device: str = "auto") -> tuple[OMASGANModels, tuple[int, ...]]:
@@ -86,17 +104,23 @@ def score_array(
     verbose: int = 1,
 ) -> None:
     """Write ``which``'s score of every row of ``X`` into ``out`` (both may be memory maps), batch by batch."""
+    if X.dtype.kind not in "biuf":
+        raise InvalidInputError(f"the input holds {X.dtype} values; convert it to real numbers (float32).")
     if which not in SCORES:
         raise InvalidInputError(f"which must be one of {SCORES}, got {which!r}.")
     if int(np.prod(X.shape[1:])) != int(np.prod(input_shape)):
         raise InvalidInputError(
-            f"the input holds samples of shape {tuple(X.shape[1:])} but the model was trained on {input_shape}."
+            f"the input holds samples of shape {tuple(X.shape[1:])} but the model was trained on {input_shape}: "
+            f"reshape them to {input_shape} (or score with the model trained on such samples)."
         )
 
     def prepare(rows, start: int) -> torch.Tensor:
         chunk = np.array(rows, dtype=np.float32)  # a writable copy of one batch
         if not np.isfinite(chunk).all():
-            raise InvalidInputError(f"the input has NaN or infinite values in rows {start}..{start + len(chunk)}.")
+            raise InvalidInputError(
+                f"the input has NaN or infinite values in rows {start}..{start + len(chunk)}: drop or impute them "
+                "before scoring."
+            )
         return torch.from_numpy(chunk).reshape(len(chunk), *input_shape)
 
     score_batches(models, X, (which,), prepare, batch_size=batch_size, out={which: out}, verbose=verbose)
@@ -115,9 +139,12 @@ def score_file(
     """Score ``input_path`` (.npy) with the model in ``run``; write float64 scores (higher = more anomalous)
     to ``output_path`` (.npy). Returns the number of samples scored."""
     models, input_shape = load_models(run, device)
-    X = np.load(input_path, mmap_mode="r", allow_pickle=False)
+    X = load_array(input_path)
     if X.ndim < 2:
-        raise InvalidInputError(f"{input_path} must hold an array of samples (n, ...), got shape {X.shape}.")
+        raise InvalidInputError(
+            f"{input_path} must hold an array of samples (n, ...), got shape {X.shape}; reshape it, e.g. "
+            "X.reshape(-1, 1) for one feature."
+        )
     output_path = Path(output_path)
     partial = output_path.with_name(output_path.name + ".partial")  # renamed once every row is written
     out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float64, shape=(X.shape[0],))

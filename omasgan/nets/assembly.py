@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
+from omasgan.errors import InvalidInputError
 from omasgan.nets.boundary import LatentShiftGenerator
 from omasgan.nets.conv import ConvCritic, ConvGenerator
 from omasgan.nets.heads import CriticFeatureDetector, SampleHeadDetector, StandardisedInput
@@ -54,7 +55,10 @@ def build_nets(
         )
     channels, height, width_px = input_shape
     if height != width_px:
-        raise ValueError(f"convolutional nets need square images, got {height}x{width_px}")
+        raise InvalidInputError(
+            f"the built-in convolutional nets take square images, got {height}x{width_px}: crop or resize them, "
+            "flatten them to vectors, or pass your own networks (OMASGAN(modules=...))."
+        )
     return (
         ConvGenerator(latent_dim, channels, height, width=width),
         ConvCritic(channels, height, width=width, spectral_norm=spectral_norm),

@@ -5,12 +5,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from omasgan.errors import InvalidInputError
+
 __all__ = ["ConvCritic", "ConvGenerator"]
 
 
 def _check_size(image_size: int) -> None:
     if image_size not in (28, 32):
-        raise ValueError(f"convolutional nets support 28x28 and 32x32 images, got {image_size}; pass your own modules.")
+        raise InvalidInputError(
+            f"the built-in convolutional nets take 28x28 or 32x32 images, got {image_size}x{image_size}: "
+            "resize the images, flatten them to vectors (rows of pixels), or pass your own networks "
+            "(OMASGAN(modules=...))."
+        )
 
 
 class ConvGenerator(nn.Module):

@@ -186,12 +186,13 @@ class NeighbourHead(nn.Module):
         self.log_weight.zero_()
         if self.local_k:
             k = min(self.local_k, self.memory.shape[0] - 1)  # small data: as many as there are
-            if k < 1:
-                raise InvalidInputError("detector.local_k needs at least 2 stored samples.")
             rows = torch.arange(self.memory.shape[0], device=self.memory.device)
-            self.memory_neighbours = torch.cat(
-                [self._nearest(self.memory[part], k, exclude=part) for part in rows.split(2048)]
-            )
+            if k < 1:  # one stored sample (two training rows): its own spacing, a constant; scores stay finite
+                self.memory_neighbours = rows[:, None].clone()
+            else:
+                self.memory_neighbours = torch.cat(
+                    [self._nearest(self.memory[part], k, exclude=part) for part in rows.split(2048)]
+                )
         _calibrate(self, self.score(calibration))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

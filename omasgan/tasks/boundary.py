@@ -226,8 +226,10 @@ class BoundaryTrainer(AdversarialTrainer):
         def spread(points: torch.Tensor) -> torch.Tensor:
             return torch.pdist(points).mean()
 
+        # Data drawn with replacement from few (or identical) rows can have no spread: a ratio, not inf.
+
         return {
             "boundary_nn_data": ops.min_distance(b, data)[0].mean(),
             "generator_nn_data": ops.min_distance(g, data)[0].mean(),
-            "boundary_diversity": spread(b) / spread(real),
+            "boundary_diversity": spread(b) / spread(real).clamp_min(1e-12),
         }

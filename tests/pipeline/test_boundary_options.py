@@ -256,8 +256,13 @@ def test_relative_neighbour_score_measures_distance_in_units_of_the_local_spacin
     few = NeighbourHead(feature_dim=8, size=1000, rank=8, local_k=5)
     few.initialise(stored[:3], calibration)  # fewer stored samples than local_k: as many as there are
     assert few.memory_neighbours.shape == (3, 2) and torch.isfinite(few(queries)).all()
-    with pytest.raises(InvalidInputError, match="local_k"):
-        few.initialise(stored[:1], calibration)
+    # One stored sample (a detector fitted on two rows): its own spacing, a constant; scores stay finite
+    # and grow with the distance from it.
+    few.initialise(stored[:1], calibration)
+    assert few.memory_neighbours.shape == (1, 1)
+    far = stored[:1] + torch.linspace(0.1, 2.0, 4)[:, None] * direction
+    scores = few(far)
+    assert torch.isfinite(scores).all() and bool((scores.diff() > 0).all())
 
 
 @pytest.mark.parametrize("local_k", [0, 5])
