@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["nonfinite_rows", "poison"]
+__all__ = ["known_finite", "nonfinite_rows", "poison"]
+
+
+def known_finite(*tensors: torch.Tensor) -> bool:
+    """True when every value is finite and asking cost no device sync (CPU, eager): the operators then skip
+    the masks, which are an identity on finite input. On CUDA or under torch.compile: False (use the masks)."""
+    if torch.compiler.is_compiling() or any(t.device.type != "cpu" for t in tensors):
+        return False
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
 def nonfinite_rows(points: torch.Tensor) -> torch.Tensor:

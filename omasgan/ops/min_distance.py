@@ -7,7 +7,7 @@ import torch
 from omasgan.errors import InvalidInputError
 from omasgan.ops import _extension
 from omasgan.ops._inputs import as_points, check_same_kind, float32_under_autocast
-from omasgan.ops._nonfinite import nonfinite_rows, poison
+from omasgan.ops._nonfinite import known_finite, nonfinite_rows, poison
 from omasgan.ops._reference import min_distance_reference
 
 __all__ = ["min_distance"]
@@ -70,6 +70,8 @@ def _propagate_nonfinite(
     x: torch.Tensor, ref: torch.Tensor, dist: torch.Tensor, index: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """NaN where a non-finite coordinate reaches (the docstring's rule), on any backend's result."""
+    if known_finite(x, ref):
+        return dist, index
     x_bad, ref_bad = nonfinite_rows(x), nonfinite_rows(ref)
     any_ref_bad = ref_bad.any()
     # Indices as torch.cdist(x, ref).min(1) gives them with NaN: the first NaN of each row.

@@ -7,7 +7,7 @@ import torch
 from omasgan.errors import InvalidInputError
 from omasgan.ops import _extension
 from omasgan.ops._inputs import as_points, check_same_kind, float32_under_autocast
-from omasgan.ops._nonfinite import nonfinite_rows, poison
+from omasgan.ops._nonfinite import known_finite, nonfinite_rows, poison
 from omasgan.ops._reference import scattering_reference
 
 __all__ = ["scattering"]
@@ -59,6 +59,8 @@ def scattering(z: torch.Tensor, x: torch.Tensor, eps: float = 1e-8) -> torch.Ten
         _extension.warn_reference_fallback(x.device.type)
         s = scattering_reference(z, x, eps)
     # Every s[i] averages over all the other samples: one non-finite coordinate reaches them all.
+    if known_finite(z, x):
+        return s
     bad = (nonfinite_rows(z) | nonfinite_rows(x)).any().expand(x.shape[0])
     return poison(s, bad, z, x)
 
