@@ -266,7 +266,9 @@ class OMASGAN:
         # A final checkpoint is the task's commit point: a crash before state.json recorded it loses nothing.
         if task in completed or (self.run_dir is not None and checkpoint_exists(self.run_dir / task)):
             trainer.load_state_dict(load_state(self.run_dir / task, "cpu"))  # its streams are no longer used
-            if task not in completed:
+            if task not in completed:  # finish what the crash interrupted: the partial goes, state.json learns
+                if self.context.is_main:
+                    remove_checkpoint(self.run_dir / f"{task}.partial")
                 completed.append(task)
                 self._mark_completed(completed)
             return
