@@ -361,7 +361,7 @@ class OMASGANDetector(OutlierMixin, BaseEstimator):
             estimator.input_shape_ = tuple(int(n) for n in state["input_shape"])
             estimator.n_features_in_ = int(state["n_features_in"])
             estimator.offset_ = float(state["offset"])
-        except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:  # InvalidInputError included (a ValueError)
             raise CheckpointError(
                 f"{Path(path) / ESTIMATOR_FILE} does not hold a detector's parameters ({type(exc).__name__}: {exc}); "
                 "edited by hand?"

@@ -14,7 +14,7 @@ from torch import nn
 
 from omasgan.checkpoint import load_state, read_checkpoint, write_checkpoint
 from omasgan.config import OMASGANConfig
-from omasgan.errors import CheckpointError, InvalidInputError
+from omasgan.errors import CheckpointError
 from omasgan.nets.assembly import NETWORK_NAMES, networks_for_reload
 from omasgan.preprocessing import InputScaler
 
@@ -144,7 +144,7 @@ def write_saved(path: str | Path, models: OMASGANModels, state: dict[str, Any]) 
     """Write a saved estimator as one checkpoint: every network's state dict to
     ``weights.<digest>.safetensors`` and ``state`` (the estimator's parameters, configuration and fitted
     values; JSON-serialisable) to the manifest ``estimator.json``."""
-    tensors = {
+    tensors = {  # copies: J shares the critic's tensors, and safetensors refuses shared storage
         f"{name}.{key}": value.detach().cpu().contiguous().clone()
         for name, module in models.modules().items()
         for key, value in module.state_dict().items()
@@ -168,7 +168,7 @@ def read_saved(path: str | Path, device: torch.device | str = "cpu") -> tuple[OM
         return OMASGANModels.build(config, tuple(state["input_shape"]), weights, device), state
     except CheckpointError as exc:
         raise CheckpointError(f"{manifest}: {exc}") from exc
-    except (KeyError, TypeError, ValueError, RuntimeError, InvalidInputError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # InvalidInputError included (a ValueError)
         raise CheckpointError(
             f"{manifest} does not describe its weights ({type(exc).__name__}: {exc}); edited, or written by "
             "other networks?"

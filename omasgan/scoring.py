@@ -37,7 +37,8 @@ SCORES = ("detector", "task1_critic", "task3_critic")
 
 
 def load_array(path: str | Path) -> np.ndarray:
-    """A numeric .npy array as a read-only memory map (never unpickled), or InvalidInputError saying why not."""
+    """A .npy array as a read-only memory map (never unpickled), or InvalidInputError saying why not. Its
+    values are checked where they are used (the estimator's validation, :func:`score_array`)."""
     try:
         X = np.load(path, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
@@ -46,10 +47,6 @@ def load_array(path: str | Path) -> np.ndarray:
         raise InvalidInputError(
             f"{path} cannot be read as a numeric .npy array ({exc}); save one with np.save(path, X.astype(np.float32))."
         ) from exc
-    if X.dtype.kind not in "biuf":
-        raise InvalidInputError(
-            f"{path} holds {X.dtype} values; omasgan takes real numbers: convert them, e.g. X.astype(np.float32)."
-        )
     return X
 
 
