@@ -9,6 +9,9 @@ TORCH_LIBRARY(omasgan, m) {
   m.def(
       "min_distance_backward(Tensor grad_dist, Tensor x, Tensor ref, Tensor index, Tensor dist)"
       " -> (Tensor, Tensor)");
+  // The k nearest rows of ref to each row of x: exact Euclidean distances (ascending) and indices, (N, k).
+  m.def("knn(Tensor x, Tensor ref, int k) -> (Tensor, Tensor)");
+  m.def("knn_backward(Tensor grad_dist, Tensor x, Tensor ref, Tensor index, Tensor dist) -> (Tensor, Tensor)");
   // s_i = 1/(N-1) sum_{j != i} ||z_i - z_j|| / (||x_i - x_j|| + eps).
   m.def("scattering(Tensor z, Tensor x, float eps) -> Tensor");
   m.def("scattering_backward(Tensor grad_s, Tensor z, Tensor x, float eps) -> (Tensor, Tensor)");

@@ -94,6 +94,19 @@ __device__ __forceinline__ void store_tile(const acc_t (&acc)[kPer][kPer], int64
   }
 }
 
+// out[r, c] = ||rows[r] - cols[c]||^2 for a (R, C) block; grid (ceil(R / 64), ceil(C / 64)).
+template <typename scalar_t, typename acc_t>
+__global__ void pairwise_sqdist_kernel(const scalar_t* __restrict__ rows,  // (R, dim)
+                                       const scalar_t* __restrict__ cols,  // (C, dim)
+                                       int64_t R, int64_t C, int64_t dim,
+                                       acc_t* __restrict__ out) {  // (R, C)
+  __shared__ Stage<acc_t> row_stage, col_stage;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kTile, c0 = static_cast<int64_t>(blockIdx.y) * kTile;
+  acc_t acc[kPer][kPer];
+  tile_sqdist<scalar_t, acc_t>(rows, R, r0, cols, C, c0, dim, row_stage, col_stage, acc);
+  store_tile(acc, r0, c0, R, C, C, out);
+}
+
 inline dim3 block_dims() { return dim3(kSide, kSide); }
 
 // Kernels launch on the current stream (STYLE §1.4). Only c10/cuda headers are used, so the kernels

@@ -18,18 +18,6 @@ using cuda::kPer;
 using cuda::kSide;
 using cuda::kTile;
 
-template <typename scalar_t, typename acc_t>
-__global__ void pairwise_sqdist_kernel(const scalar_t* __restrict__ rows,  // (R, dim)
-                                       const scalar_t* __restrict__ cols,  // (C, dim)
-                                       int64_t R, int64_t C, int64_t dim,
-                                       acc_t* __restrict__ out) {  // (R, C)
-  __shared__ cuda::Stage<acc_t> row_stage, col_stage;
-  const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kTile, c0 = static_cast<int64_t>(blockIdx.y) * kTile;
-  acc_t acc[kPer][kPer];
-  cuda::tile_sqdist<scalar_t, acc_t>(rows, R, r0, cols, C, c0, dim, row_stage, col_stage, acc);
-  cuda::store_tile(acc, r0, c0, R, C, C, out);
-}
-
 // out[i, d] = sum_j coef[i, j] * (rows[i, d] - cols[j, d]). Block: 64 rows x 64 features, j staged
 // kDepth at a time through shared memory.
 template <typename scalar_t, typename acc_t>
@@ -93,7 +81,7 @@ at::Tensor pairwise_sqdist(const at::Tensor& rows_all, int64_t r0, int64_t R, co
     using acc_t = at::opmath_type<scalar_t>;
     out = at::empty({R, C}, cols.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
     const dim3 grid(static_cast<unsigned>(cuda::ceil_div(R, kTile)), static_cast<unsigned>(cuda::ceil_div(C, kTile)));
-    pairwise_sqdist_kernel<scalar_t, acc_t><<<grid, cuda::block_dims(), 0, cuda::current_stream()>>>(
+    cuda::pairwise_sqdist_kernel<scalar_t, acc_t><<<grid, cuda::block_dims(), 0, cuda::current_stream()>>>(
         rows_all.data_ptr<scalar_t>() + r0 * dim, cols.data_ptr<scalar_t>(), R, C, dim, out.data_ptr<acc_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });

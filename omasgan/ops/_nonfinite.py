@@ -9,6 +9,8 @@ masks are tensors, not Python booleans).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = ["known_finite", "nonfinite_rows", "poison"]
@@ -19,7 +21,10 @@ def known_finite(*tensors: torch.Tensor) -> bool:
     the masks, which are an identity on finite input. On CUDA or under torch.compile: False (use the masks)."""
     if torch.compiler.is_compiling() or any(t.device.type != "cpu" for t in tensors):
         return False
-    return all(bool(torch.isfinite(t).all()) for t in tensors)
+    # A finite sum means every value is finite (a NaN or an infinity reaches the sum); a sum that overflows
+    # only sends finite input down the masked path, which is correct too. Unlike isfinite(t).all(), it
+    # allocates nothing of t's size (that was 57 MiB for knn's 65,536 x 128 reference).
+    return all(math.isfinite(t.detach().sum().item()) for t in tensors)
 
 
 def nonfinite_rows(points: torch.Tensor) -> torch.Tensor:
@@ -37,7 +42,9 @@ class _Poison(torch.autograd.Function):
         ctx.shapes = (a.shape, b.shape)
         ctx.own_b_rows = b_rows is not None
         ctx.save_for_backward(rows, *([b_rows] if b_rows is not None else []))
-        return torch.where(rows, torch.full_like(out, float("nan")), out)
+        # rows masks out's first dimension, whatever its trailing ones (knn's (N, k)).
+        mask = rows.view(rows.shape + (1,) * (out.dim() - 1))
+        return torch.where(mask, torch.full_like(out, float("nan")), out)
 
     @staticmethod
     def backward(ctx, grad):
@@ -53,6 +60,6 @@ class _Poison(torch.autograd.Function):
 def poison(
     out: torch.Tensor, rows: torch.Tensor, a: torch.Tensor, b: torch.Tensor, b_rows: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """``out`` (rows,) with NaN where ``rows``; the operator's inputs ``a`` and ``b`` (2-D) get NaN
+    """``out`` (rows, ...) with NaN where ``rows``; the operator's inputs ``a`` and ``b`` (2-D) get NaN
     gradients in ``rows`` (``b``: in ``b_rows`` where given)."""
     return _Poison.apply(out, rows, a, b, b_rows)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["min_distance_reference", "scattering_reference"]
+__all__ = ["knn_reference", "min_distance_reference", "scattering_reference"]
 
 # Elements of the largest (rows, cols, D) difference tensor built at once.
 _TILE_ELEMENTS = 1 << 24
@@ -60,6 +60,45 @@ def min_distance_reference(x: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Te
                 best[r0:r1] = torch.where(better, tile_best, best[r0:r1])
                 index[r0:r1] = torch.where(better, tile_index + q0, index[r0:r1])
     dist = _norm_from_squares((x - ref[index]).square().sum(1))
+    return dist, index
+
+
+def knn_reference(x: torch.Tensor, ref: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` nearest rows of ``ref`` for each row of ``x``, by direct differences.
+
+    Parameters
+    ----------
+    x : Tensor (N, D)
+    ref : Tensor (Q, D)
+    k : int, 1 <= k <= Q
+
+    Returns
+    -------
+    dist : Tensor (N, k)
+        Euclidean distances, ascending; differentiable w.r.t. ``x`` and ``ref``.
+    index : Tensor (N, k), int64
+        Rows of ``ref`` that attain them (lowest index first among equal distances: the running best,
+        which holds lower indices, comes before each tile in a stable sort).
+    """
+    n, dim = x.shape
+    q = ref.shape[0]
+    with torch.no_grad():
+        best = torch.empty(n, 0, dtype=x.dtype, device=x.device)
+        index = torch.empty(n, 0, dtype=torch.long, device=x.device)
+        q_step = max(k, _TILE_ELEMENTS // max(1, min(n, 1024) * dim))
+        for q0 in range(0, q, q_step):
+            ref_tile = ref[q0 : q0 + q_step]
+            columns = torch.arange(q0, q0 + ref_tile.shape[0], device=x.device)
+            parts_best, parts_index = [], []
+            for r0, r1 in _row_chunks(n, ref_tile.shape[0], dim):
+                squared = (x[r0:r1, None, :] - ref_tile[None, :, :]).square().sum(-1)
+                values = torch.cat([best[r0:r1], squared], 1)
+                candidates = torch.cat([index[r0:r1], columns.expand(r1 - r0, -1)], 1)
+                values, order = values.sort(dim=1, stable=True)
+                parts_best.append(values[:, :k])
+                parts_index.append(candidates.gather(1, order[:, :k]))
+            best, index = torch.cat(parts_best), torch.cat(parts_index)
+    dist = _norm_from_squares((x[:, None, :] - ref[index]).square().sum(-1))
     return dist, index
 
 

@@ -1,4 +1,4 @@
-"""Non-finite coordinates propagate as NaN through min_distance and scattering, on every backend."""
+"""Non-finite coordinates propagate as NaN through min_distance, knn and scattering, on every backend."""
 
 from __future__ import annotations
 
@@ -94,3 +94,38 @@ def test_finite_inputs_are_unchanged_by_the_rule(backend, device):
     torch.testing.assert_close(dist.detach(), expected.values)
     assert torch.equal(index, expected.indices)
     assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("device", available_devices())
+@pytest.mark.parametrize("d", [3, 64])
+@pytest.mark.parametrize("bad", BAD)
+def test_knn_non_finite_query_row_gives_nan_for_that_row_only(backend, device, d, bad):
+    x, ref = _points(device, torch.float64, 6, d, 0), _points(device, torch.float64, 9, d, 1)
+    clean_dist, clean_index = ops.knn(x, ref, 3)
+    x = x.clone()
+    x[2, d // 2] = bad
+    x.requires_grad_(True)
+    ref = ref.clone().requires_grad_(True)
+    dist, index = ops.knn(x, ref, 3)
+    dist.sum().backward()
+    others = torch.arange(6, device=device) != 2
+    assert torch.isnan(dist[2]).all() and index[2].tolist() == [0, 1, 2]
+    assert torch.equal(dist[others], clean_dist[others]) and torch.equal(index[others], clean_index[others])
+    assert torch.isnan(x.grad[2]).all() and torch.isfinite(x.grad[others]).all()
+    assert torch.isnan(ref.grad[:3]).all()  # the rows it reports as its nearest
+    assert torch.isfinite(ref.grad[3:]).all()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("device", available_devices())
+@pytest.mark.parametrize("bad", BAD)
+def test_knn_non_finite_reference_row_makes_every_distance_nan(backend, device, bad):
+    x, ref = _points(device, torch.float64, 6, 5, 0), _points(device, torch.float64, 9, 5, 1)
+    ref[7, 1] = bad
+    x.requires_grad_(True)
+    ref.requires_grad_(True)
+    dist, index = ops.knn(x, ref, 4)
+    dist.sum().backward()
+    assert torch.isnan(dist).all() and (index == torch.arange(4, device=device)).all()
+    assert torch.isnan(x.grad).all() and torch.isnan(ref.grad).all()

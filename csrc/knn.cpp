@@ -1,0 +1,218 @@
+// knn on the CPU: for each row of x, its k nearest rows of ref (exact Euclidean distances, indices).
+//
+// The search of min_distance, with a running top-k in place of a running minimum. Candidates come from
+// SqDistTiler (a GEMM per tile for wide points, direct differences for narrow ones); every column whose
+// candidate value could place it among the k nearest, given the tile's error bound, is recomputed by
+// direct differences in double. The k results are therefore the exact k nearest (lowest indices on
+// ties), with distances exact to the input precision, and memory stays O(rows * tile + N * k).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "knn.h"
+#include "pairwise_cpu.h"
+
+namespace omasgan {
+namespace {
+
+// The k smallest exact squared distances seen so far for one row, ascending, with their columns.
+// Columns arrive in increasing order and an equal value goes after those already held, so ties keep
+// the lowest index.
+class RunningTopK {
+ public:
+  RunningTopK(double* values, int64_t* indices, int64_t k) : values_(values), indices_(indices), k_(k) {}
+
+  bool full() const { return count_ == k_; }
+  double worst() const { return values_[count_ - 1]; }  // the k-th smallest so far; call when full()
+  int64_t count() const { return count_; }
+
+  void offer(double value, int64_t index) {
+    if (full() && !(value < worst())) {
+      return;
+    }
+    int64_t p = std::min(count_, k_ - 1);
+    for (; p > 0 && values_[p - 1] > value; --p) {
+      values_[p] = values_[p - 1];
+      indices_[p] = indices_[p - 1];
+    }
+    values_[p] = value;
+    indices_[p] = index;
+    count_ = std::min(count_ + 1, k_);
+  }
+
+ private:
+  double* values_;
+  int64_t* indices_;
+  int64_t k_;
+  int64_t count_ = 0;
+};
+
+// Upper limit on the candidate values of one row's tile that can still hold one of its k nearest.
+//  - The running top-k is full: exact <= its worst, so candidate <= worst + bound.
+//  - Not yet: the tile's k smallest candidates have exact <= t_k + bound (t_k: the tile's k-th smallest
+//    candidate), so no column with exact above that is among the k nearest, and candidate <= t_k + 2 bound.
+// gemm mode's bound is absolute (error_bound), direct mode's relative to the value (2 rel v, generous).
+template <typename scalar_t>
+double candidate_limit(const RunningTopK& top, const scalar_t* values, int64_t count, int64_t k, double abs_bound,
+                       double rel_bound, bool direct, std::vector<scalar_t>& scratch) {
+  if (top.full()) {
+    const double worst = top.worst();
+    return direct ? worst * (1 + 2 * rel_bound) : worst + abs_bound;
+  }
+  if (count <= k) {
+    return std::numeric_limits<double>::infinity();  // every column of the tile is a candidate
+  }
+  scratch.assign(values, values + count);
+  std::nth_element(scratch.begin(), scratch.begin() + (k - 1), scratch.end());
+  const double t_k = static_cast<double>(scratch[k - 1]);
+  return direct ? t_k * (1 + 4 * rel_bound) : t_k + 2 * abs_bound;
+}
+
+template <typename scalar_t>
+void knn_cpu_kernel(const scalar_t* x,    // (N, D)
+                    const scalar_t* ref,  // (Q, D)
+                    int64_t N, int64_t Q, int64_t D, int64_t k,
+                    scalar_t* dist,     // (N, k)
+                    int64_t* index) {  // (N, k)
+  const std::vector<double> centre =
+      D > cpu::kDirectMaxDim ? cpu::column_mean(ref, Q, D) : std::vector<double>();
+  const int64_t block = cpu::row_block_size(N);
+  const int64_t n_blocks = (N + block - 1) / block;
+
+  at::parallel_for(0, n_blocks, 1, [&](int64_t b_begin, int64_t b_end) {
+    cpu::SqDistTiler<scalar_t> tiler(x, ref, D, &centre);
+    const int64_t col_tile = tiler.col_tile();
+    const auto dtype = c10::CppTypeToScalarType<scalar_t>::value;
+    at::Tensor buffer = at::empty({tiler.direct() ? 1 : block, std::min(Q, col_tile)}, at::CPU(dtype));
+    std::vector<scalar_t> scratch;
+    std::vector<double> best(block * k);
+    std::vector<int64_t> best_index(block * k);
+    for (int64_t b = b_begin; b < b_end; ++b) {
+      const int64_t r0 = b * block, r1 = std::min(N, r0 + block);
+      tiler.set_rows(r0, r1);
+      std::vector<RunningTopK> tops;
+      tops.reserve(r1 - r0);
+      for (int64_t i = 0; i < r1 - r0; ++i) {
+        tops.emplace_back(best.data() + i * k, best_index.data() + i * k, k);
+      }
+      for (int64_t c0 = 0; c0 < Q; c0 += col_tile) {
+        const int64_t c1 = std::min(Q, c0 + col_tile), nc = c1 - c0;
+        tiler.set_cols(c0, c1);
+        at::Tensor values;
+        if (!tiler.direct()) {
+          values = buffer.narrow(0, 0, r1 - r0).narrow(1, 0, nc);
+          if (!values.is_contiguous()) {
+            values = at::empty({r1 - r0, nc}, at::CPU(dtype));
+          }
+          tiler.approx(values);
+        }
+        for (int64_t i = 0; i < r1 - r0; ++i) {
+          scalar_t* vi;
+          if (tiler.direct()) {
+            vi = buffer.data_ptr<scalar_t>();
+            tiler.approx_row(i, vi);
+          } else {
+            vi = values.data_ptr<scalar_t>() + i * nc;
+          }
+          const double limit = candidate_limit(tops[i], vi, nc, k, tiler.error_bound(i),
+                                               tiler.relative_error_bound(), tiler.direct(), scratch);
+          // Round the limit up so the comparison in the input precision never drops a candidate.
+          const scalar_t limit_cast =
+              std::nextafter(static_cast<scalar_t>(std::min<double>(limit, std::numeric_limits<scalar_t>::max())),
+                             std::numeric_limits<scalar_t>::infinity());
+          cpu::for_each_at_most(vi, nc, limit_cast, [&](int64_t j) { tops[i].offer(tiler.exact(i, j), c0 + j); });
+        }
+      }
+      for (int64_t i = 0; i < r1 - r0; ++i) {
+        for (int64_t p = 0; p < k; ++p) {
+          dist[(r0 + i) * k + p] = static_cast<scalar_t>(std::sqrt(best[i * k + p]));
+          index[(r0 + i) * k + p] = best_index[i * k + p];
+        }
+      }
+    }
+  });
+}
+
+template <typename scalar_t>
+void knn_backward_cpu_kernel(const scalar_t* grad_dist,  // (N, k)
+                             const scalar_t* x,          // (N, D)
+                             const scalar_t* ref,        // (Q, D)
+                             const int64_t* index,       // (N, k)
+                             const scalar_t* dist,       // (N, k)
+                             int64_t N, int64_t D, int64_t k,
+                             scalar_t* grad_x,     // (N, D), zero-initialised
+                             scalar_t* grad_ref) {  // (Q, D), zero-initialised
+  // d dist_ip / d x_i = (x_i - ref_j) / dist_ip with j = index_ip, and the negative for ref_j; zero when
+  // dist_ip == 0.
+  auto scale = [&](int64_t e) { return dist[e] > 0 ? grad_dist[e] / dist[e] : scalar_t(0); };
+  at::parallel_for(0, N, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const scalar_t* xi = x + i * D;
+      scalar_t* gi = grad_x + i * D;
+      for (int64_t p = 0; p < k; ++p) {
+        const scalar_t s = scale(i * k + p);
+        const scalar_t* rj = ref + index[i * k + p] * D;
+        for (int64_t d = 0; d < D; ++d) {
+          gi[d] += s * (xi[d] - rj[d]);
+        }
+      }
+    }
+  });
+  // Serial in (row, rank) order: deterministic sums when several rows share a neighbour.
+  for (int64_t i = 0; i < N; ++i) {
+    const scalar_t* xi = x + i * D;
+    for (int64_t p = 0; p < k; ++p) {
+      const scalar_t s = scale(i * k + p);
+      const int64_t j = index[i * k + p];
+      const scalar_t* rj = ref + j * D;
+      scalar_t* gj = grad_ref + j * D;
+      for (int64_t d = 0; d < D; ++d) {
+        gj[d] -= s * (xi[d] - rj[d]);
+      }
+    }
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor> knn_cpu(const at::Tensor& x, const at::Tensor& ref, int64_t k) {
+  check_knn_args(x, ref, k);
+  TORCH_INTERNAL_ASSERT(x.device().is_cpu() && ref.device().is_cpu());
+  const at::Tensor xc = x.contiguous(), rc = ref.contiguous();
+  const int64_t N = xc.size(0), Q = rc.size(0), D = xc.size(1);
+  at::Tensor dist = at::empty({N, k}, xc.options());
+  at::Tensor index = at::empty({N, k}, xc.options().dtype(at::kLong));
+  AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "knn_cpu", [&] {
+    knn_cpu_kernel<scalar_t>(xc.data_ptr<scalar_t>(), rc.data_ptr<scalar_t>(), N, Q, D, k, dist.data_ptr<scalar_t>(),
+                             index.data_ptr<int64_t>());
+  });
+  return {dist, index};
+}
+
+std::tuple<at::Tensor, at::Tensor> knn_backward_cpu(const at::Tensor& grad_dist, const at::Tensor& x,
+                                                    const at::Tensor& ref, const at::Tensor& index,
+                                                    const at::Tensor& dist) {
+  check_knn_backward_args(grad_dist, x, ref, index, dist);
+  TORCH_INTERNAL_ASSERT(x.device().is_cpu());
+  const at::Tensor gc = grad_dist.contiguous(), xc = x.contiguous(), rc = ref.contiguous();
+  const at::Tensor ic = index.contiguous(), dc = dist.contiguous();
+  const int64_t N = xc.size(0), D = xc.size(1), k = gc.size(1);
+  at::Tensor grad_x = at::zeros_like(xc);
+  at::Tensor grad_ref = at::zeros_like(rc);
+  AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "knn_backward_cpu", [&] {
+    knn_backward_cpu_kernel<scalar_t>(gc.data_ptr<scalar_t>(), xc.data_ptr<scalar_t>(), rc.data_ptr<scalar_t>(),
+                                      ic.data_ptr<int64_t>(), dc.data_ptr<scalar_t>(), N, D, k,
+                                      grad_x.data_ptr<scalar_t>(), grad_ref.data_ptr<scalar_t>());
+  });
+  return {grad_x, grad_ref};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(omasgan, CPU, m) {
+  m.impl("knn", &knn_cpu);
+  m.impl("knn_backward", &knn_backward_cpu);
+}
+
+}  // namespace omasgan
