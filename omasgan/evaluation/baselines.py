@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import torch
 from sklearn.ensemble import IsolationForest
-from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
+from sklearn.neighbors import LocalOutlierFactor
 from sklearn.svm import OneClassSVM
+
+from omasgan import ops
 
 __all__ = ["BASELINES", "STATISTICS", "run_baselines"]
 
@@ -26,9 +29,10 @@ def _subsample(x: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
 
 
 def knn(train, *queries, k: int = 5):
-    """Mean Euclidean distance to the k nearest training points (DESIGN §8's bar)."""
-    index = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(_flat(train))
-    return [index.kneighbors(_flat(q))[0].mean(1) for q in queries]
+    """Mean Euclidean distance to the k nearest training points (DESIGN §8's bar), exact (ops.knn)."""
+    stored = torch.from_numpy(_flat(train))
+    count = min(k, len(stored))
+    return [ops.knn(torch.from_numpy(_flat(q)), stored, count)[0].mean(1).double().numpy() for q in queries]
 
 
 def isolation_forest(train, *queries):

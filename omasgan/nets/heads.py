@@ -9,6 +9,7 @@ import math
 import torch
 from torch import nn
 
+from omasgan import ops
 from omasgan.errors import InvalidInputError
 from omasgan.nets.features import unit_features
 
@@ -122,15 +123,19 @@ class NeighbourHead(nn.Module):
 
     @torch.no_grad()
     def _nearest(self, query: torch.Tensor, k: int, exclude: torch.Tensor | None = None) -> torch.Tensor:
-        """Indices of the k stored samples nearest to each projected query in the current metric (no
-        gradient: one matrix product); ``exclude``: a memory index per query left out (the query itself)."""
+        """Indices of the k stored samples nearest to each projected query in the current metric (exact:
+        ops.knn, no (queries, stored) matrix); ``exclude``: a memory index per query left out (the query
+        itself). Fewer than k when fewer are stored."""
         root = (0.5 * self.log_weight).exp()
         scaled, memory = query * root, self.memory * root
-        squared = scaled.square().sum(1, keepdim=True) + memory.square().sum(1)
-        squared -= 2 * scaled @ memory.T
-        if exclude is not None:
-            squared[torch.arange(len(query), device=query.device), exclude] = math.inf
-        return squared.topk(min(k, self.memory.shape[0]), dim=1, largest=False).indices
+        if exclude is None:
+            return ops.knn(scaled, memory, min(k, memory.shape[0]))[1]
+        count = min(k, memory.shape[0] - 1)
+        index = ops.knn(scaled, memory, count + 1)[1]
+        # Drop each query's own row; where exact ties with lower indices kept it out, drop the last instead.
+        keep = index != exclude[:, None]
+        keep[:, -1] &= ~keep.all(1)
+        return index[keep].view(len(query), count)
 
     def _metric(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Squared d_w between a (..., rank) and b (..., rank), differentiable in the weights."""
@@ -196,7 +201,7 @@ class NeighbourHead(nn.Module):
         _calibrate(self, self.score(calibration))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        # Float32 whatever the autocast: the search's |q|^2 + |m|^2 - 2 q.m cancels badly in bfloat16.
+        # Float32 whatever the autocast: the metric's differences lose their digits in bfloat16.
         with torch.autocast(features.device.type, enabled=False):
             return self.log_scale.exp() * (self.score(features.float()) - self.offset)
 
