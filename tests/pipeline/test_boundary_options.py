@@ -231,6 +231,26 @@ def test_neighbour_head_is_calibrated_and_measures_the_distance_to_the_nearest_s
     assert fresh.memory.shape == (40, 16) and torch.equal(fresh(queries), fewer(queries))
 
 
+@pytest.mark.parametrize("local_k", [0, 3])
+@pytest.mark.parametrize("stored_count", [5, 40])  # fewer and more than the soft minimum's 32 searched
+def test_stored_logits_score_each_stored_sample_without_itself(local_k, stored_count):
+    torch.manual_seed(0)
+    stored = torch.randn(stored_count, 6)
+    head = NeighbourHead(feature_dim=6, size=256, rank=6, local_k=local_k)
+    head.initialise(stored, torch.randn(20, 6))
+    logits = head.stored_logits()
+    # Row i as a new sample against a copy of the memory without row i: what stored_logits must give.
+    for i in (0, stored_count - 1):
+        others = torch.cat([head.memory[:i], head.memory[i + 1 :]])
+        without = NeighbourHead(feature_dim=6, size=256, rank=6, local_k=0)
+        without.load_state_dict({**head.state_dict(), "memory": others}, strict=False)
+        if local_k:  # the spacing terms keep the full memory's neighbour lists: compare the search only
+            assert i not in head._nearest(head.memory[i : i + 1], local_k, exclude=torch.tensor([i])).tolist()[0]
+            continue
+        expected = without.log_scale.exp() * (without._score_projected(head.memory[i : i + 1]) - without.offset)
+        torch.testing.assert_close(logits[i : i + 1], expected)
+
+
 def test_relative_neighbour_score_measures_distance_in_units_of_the_local_spacing():
     torch.manual_seed(0)
     dense = torch.randn(400, 8) * 0.01  # spacing ~0.01 around 0
