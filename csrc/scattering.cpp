@@ -3,7 +3,13 @@
 // Parallel over row blocks; each task walks all column tiles, so it owns its rows of s and of the
 // gradients (no atomics, deterministic). Pairwise distances come from SqDistTiler; in gemm mode every
 // pair whose candidate distance is small next to the points' norms (where the GEMM form loses digits)
-// is recomputed by direct differences, so near-duplicates are exact. Memory: O(N + tile).
+// is recomputed by direct differences, so near-duplicates are exact. Two strategies, chosen by the
+// caller (omasgan/ops/scattering.py, by a memory budget):
+//  - recompute (scattering, scattering_backward): column tiles of kColTile; backward recomputes every
+//    pairwise tile. Memory O(N + tile).
+//  - pairs (scattering_with_pairs, scattering_backward_from_pairs): one column tile of all N, and the
+//    forward returns the refined (N, N) squared-distance matrices, which backward reads instead of
+//    recomputing the two distance GEMMs. Memory O(N^2). The same refinement makes it as exact.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -68,13 +74,25 @@ struct ScatteringTiles {
     data.set_rows(r0, r1);
   }
   void set_cols(int64_t c0, int64_t c1) {
+    place_cols(c0, c1);
+    latent.approx(latent_sq);
+    data.approx(data_sq);
+  }
+
+  // All N columns, with the squared distances of rows [r0, r0 + n_rows) read from the (N, N) matrices a
+  // forward kept (already refined) instead of computed.
+  void set_all_cols_from(const scalar_t* latent_pairs, const scalar_t* data_pairs, int64_t r0, int64_t N) {
+    place_cols(0, N);
+    std::copy_n(latent_pairs + r0 * N, latent.n_rows() * N, latent_sq.template data_ptr<scalar_t>());
+    std::copy_n(data_pairs + r0 * N, data.n_rows() * N, data_sq.template data_ptr<scalar_t>());
+  }
+
+  void place_cols(int64_t c0, int64_t c1) {
     latent.set_cols(c0, c1);
     data.set_cols(c0, c1);
     const auto options = at::CPU(c10::CppTypeToScalarType<scalar_t>::value);
     latent_sq = at::empty({latent.n_rows(), c1 - c0}, options);
     data_sq = at::empty({data.n_rows(), c1 - c0}, options);
-    latent.approx(latent_sq);
-    data.approx(data_sq);
   }
 
   cpu::SqDistTiler<scalar_t> latent;  // z: (N, L)
@@ -95,7 +113,11 @@ template <typename scalar_t>
 void scattering_cpu_kernel(const scalar_t* z,  // (N, L)
                            const scalar_t* x,  // (N, D)
                            int64_t N, int64_t L, int64_t D, double eps,
-                           scalar_t* s) {  // (N,)
+                           scalar_t* s,                // (N,)
+                           scalar_t* latent_pairs,     // (N, N) or nullptr: keep the refined a^2 ...
+                           scalar_t* data_pairs) {     // (N, N) or nullptr: ... and b^2 (pairs strategy)
+  const bool keep = latent_pairs != nullptr;
+  const int64_t col_tile = keep ? N : cpu::kColTile;
   const auto geo = geometry(N, L, D);
   const auto cz = L > cpu::kDirectMaxDim ? cpu::column_mean(z, N, L) : std::vector<double>();
   const auto cx = D > cpu::kDirectMaxDim ? cpu::column_mean(x, N, D) : std::vector<double>();
@@ -106,8 +128,8 @@ void scattering_cpu_kernel(const scalar_t* z,  // (N, L)
       const int64_t r0 = b * geo.block, r1 = std::min(N, r0 + geo.block);
       tiles.set_rows(r0, r1);
       std::vector<double> sums(r1 - r0, 0.0);
-      for (int64_t c0 = 0; c0 < N; c0 += cpu::kColTile) {
-        const int64_t c1 = std::min(N, c0 + cpu::kColTile);
+      for (int64_t c0 = 0; c0 < N; c0 += col_tile) {
+        const int64_t c1 = std::min(N, c0 + col_tile);
         tiles.set_cols(c0, c1);
         scalar_t* a_sq = tiles.latent_sq.template data_ptr<scalar_t>();
         scalar_t* b_sq = tiles.data_sq.template data_ptr<scalar_t>();
@@ -118,6 +140,10 @@ void scattering_cpu_kernel(const scalar_t* z,  // (N, L)
           near.clear();
           tiles.latent.refine_small(i, a_row, near);
           tiles.data.refine_small(i, b_row, near);
+          if (keep) {  // before the self pair is blanked: backward blanks it again
+            std::copy_n(a_row, N, latent_pairs + (r0 + i) * N);
+            std::copy_n(b_row, N, data_pairs + (r0 + i) * N);
+          }
           exclude_self_pair(r0 + i, c0, c1, a_row, b_row);
           sums[i] += static_cast<double>(ratio_sum(a_row, b_row, static_cast<scalar_t>(eps), nc));
         }
@@ -134,6 +160,8 @@ void scattering_backward_cpu_kernel(const scalar_t* grad_s,  // (N,)
                                     const scalar_t* z,       // (N, L)
                                     const scalar_t* x,       // (N, D)
                                     int64_t N, int64_t L, int64_t D, double eps,
+                                    const scalar_t* latent_pairs,  // (N, N) from the forward, or nullptr
+                                    const scalar_t* data_pairs,    // (N, N) from the forward, or nullptr
                                     scalar_t* grad_z,    // (N, L)
                                     scalar_t* grad_x) {  // (N, D)
   // Pair {i, j} enters s_i and s_j, so L = sum_{i<j} w_ij a_ij / (b_ij + eps), w_ij = (g_i + g_j)/(N-1):
@@ -144,6 +172,8 @@ void scattering_backward_cpu_kernel(const scalar_t* grad_s,  // (N,)
   const auto cx = D > cpu::kDirectMaxDim ? cpu::column_mean(x, N, D) : std::vector<double>();
   const scalar_t inv_pairs = static_cast<scalar_t>(1.0 / static_cast<double>(N - 1));
   const auto options = at::CPU(c10::CppTypeToScalarType<scalar_t>::value);
+  const bool kept = latent_pairs != nullptr;
+  const int64_t col_tile = kept ? N : cpu::kColTile;
   at::parallel_for(0, geo.n_blocks, 1, [&](int64_t b_begin, int64_t b_end) {
     ScatteringTiles<scalar_t> tiles(z, x, L, D, &cz, &cx);
     std::vector<int64_t> near_latent, near_data;
@@ -152,9 +182,13 @@ void scattering_backward_cpu_kernel(const scalar_t* grad_s,  // (N,)
       tiles.set_rows(r0, r1);
       at::Tensor grad_z_rows = at::zeros({nr, L}, options);
       at::Tensor grad_x_rows = at::zeros({nr, D}, options);
-      for (int64_t c0 = 0; c0 < N; c0 += cpu::kColTile) {
-        const int64_t c1 = std::min(N, c0 + cpu::kColTile), nc = c1 - c0;
-        tiles.set_cols(c0, c1);
+      for (int64_t c0 = 0; c0 < N; c0 += col_tile) {
+        const int64_t c1 = std::min(N, c0 + col_tile), nc = c1 - c0;
+        if (kept) {
+          tiles.set_all_cols_from(latent_pairs, data_pairs, r0, N);
+        } else {
+          tiles.set_cols(c0, c1);
+        }
         scalar_t* a_sq = tiles.latent_sq.template data_ptr<scalar_t>();
         scalar_t* b_sq = tiles.data_sq.template data_ptr<scalar_t>();
         at::Tensor coef_z = at::empty({nr, nc}, options);
@@ -166,6 +200,7 @@ void scattering_backward_cpu_kernel(const scalar_t* grad_s,  // (N,)
           scalar_t* cx_row = coef_x.data_ptr<scalar_t>() + i * nc;
           near_latent.clear();
           near_data.clear();
+          // Kept pairs are refined already; this finds the near pairs again (recomputing them costs little).
           tiles.latent.refine_small(i, a_row, near_latent);
           tiles.data.refine_small(i, b_row, near_data);
           exclude_self_pair(r0 + i, c0, c1, a_row, b_row);
@@ -202,9 +237,26 @@ at::Tensor scattering_cpu(const at::Tensor& z, const at::Tensor& x, double eps) 
   at::Tensor s = at::empty({N}, xc.options());
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "scattering_cpu", [&] {
     scattering_cpu_kernel<scalar_t>(zc.data_ptr<scalar_t>(), xc.data_ptr<scalar_t>(), N, L, D, eps,
-                                    s.data_ptr<scalar_t>());
+                                    s.data_ptr<scalar_t>(), nullptr, nullptr);
   });
   return s;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> scattering_with_pairs_cpu(const at::Tensor& z, const at::Tensor& x,
+                                                                         double eps) {
+  check_scattering_args(z, x, eps);
+  TORCH_INTERNAL_ASSERT(z.device().is_cpu() && x.device().is_cpu());
+  const at::Tensor zc = z.contiguous(), xc = x.contiguous();
+  const int64_t N = xc.size(0), L = zc.size(1), D = xc.size(1);
+  at::Tensor s = at::empty({N}, xc.options());
+  at::Tensor latent_pairs = at::empty({N, N}, xc.options());
+  at::Tensor data_pairs = at::empty({N, N}, xc.options());
+  AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "scattering_with_pairs_cpu", [&] {
+    scattering_cpu_kernel<scalar_t>(zc.data_ptr<scalar_t>(), xc.data_ptr<scalar_t>(), N, L, D, eps,
+                                    s.data_ptr<scalar_t>(), latent_pairs.data_ptr<scalar_t>(),
+                                    data_pairs.data_ptr<scalar_t>());
+  });
+  return {s, latent_pairs, data_pairs};
 }
 
 std::tuple<at::Tensor, at::Tensor> scattering_backward_cpu(const at::Tensor& grad_s, const at::Tensor& z,
@@ -217,7 +269,31 @@ std::tuple<at::Tensor, at::Tensor> scattering_backward_cpu(const at::Tensor& gra
   at::Tensor grad_x = at::empty_like(xc);
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "scattering_backward_cpu", [&] {
     scattering_backward_cpu_kernel<scalar_t>(gc.data_ptr<scalar_t>(), zc.data_ptr<scalar_t>(),
-                                             xc.data_ptr<scalar_t>(), N, L, D, eps, grad_z.data_ptr<scalar_t>(),
+                                             xc.data_ptr<scalar_t>(), N, L, D, eps, nullptr, nullptr,
+                                             grad_z.data_ptr<scalar_t>(), grad_x.data_ptr<scalar_t>());
+  });
+  return {grad_z, grad_x};
+}
+
+std::tuple<at::Tensor, at::Tensor> scattering_backward_from_pairs_cpu(const at::Tensor& grad_s, const at::Tensor& z,
+                                                                      const at::Tensor& x,
+                                                                      const at::Tensor& latent_pairs,
+                                                                      const at::Tensor& data_pairs, double eps) {
+  check_scattering_backward_args(grad_s, z, x, eps);
+  const int64_t N = x.size(0), L = z.size(1), D = x.size(1);
+  TORCH_CHECK(latent_pairs.sizes() == at::IntArrayRef({N, N}) && data_pairs.sizes() == at::IntArrayRef({N, N}) &&
+                  latent_pairs.scalar_type() == x.scalar_type() && data_pairs.scalar_type() == x.scalar_type(),
+              "scattering_backward_from_pairs: latent_pairs and data_pairs must be (", N, ", ", N, ") of x's dtype, ",
+              "as scattering_with_pairs returns them; got ", latent_pairs.sizes(), " and ", data_pairs.sizes(), ".");
+  TORCH_INTERNAL_ASSERT(x.device().is_cpu());
+  const at::Tensor gc = grad_s.contiguous(), zc = z.contiguous(), xc = x.contiguous();
+  const at::Tensor lp = latent_pairs.contiguous(), dp = data_pairs.contiguous();
+  at::Tensor grad_z = at::empty_like(zc);
+  at::Tensor grad_x = at::empty_like(xc);
+  AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "scattering_backward_from_pairs_cpu", [&] {
+    scattering_backward_cpu_kernel<scalar_t>(gc.data_ptr<scalar_t>(), zc.data_ptr<scalar_t>(),
+                                             xc.data_ptr<scalar_t>(), N, L, D, eps, lp.data_ptr<scalar_t>(),
+                                             dp.data_ptr<scalar_t>(), grad_z.data_ptr<scalar_t>(),
                                              grad_x.data_ptr<scalar_t>());
   });
   return {grad_z, grad_x};
@@ -228,6 +304,8 @@ std::tuple<at::Tensor, at::Tensor> scattering_backward_cpu(const at::Tensor& gra
 TORCH_LIBRARY_IMPL(omasgan, CPU, m) {
   m.impl("scattering", &scattering_cpu);
   m.impl("scattering_backward", &scattering_backward_cpu);
+  m.impl("scattering_with_pairs", &scattering_with_pairs_cpu);
+  m.impl("scattering_backward_from_pairs", &scattering_backward_from_pairs_cpu);
 }
 
 }  // namespace omasgan

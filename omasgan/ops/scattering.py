@@ -10,7 +10,12 @@ from omasgan.ops._inputs import as_points, check_same_kind, float32_under_autoca
 from omasgan.ops._nonfinite import known_finite, nonfinite_rows, poison
 from omasgan.ops._reference import scattering_reference
 
-__all__ = ["scattering"]
+__all__ = ["PAIR_MATRIX_BUDGET_BYTES", "scattering"]
+
+# The CPU kernel keeps the two (N, N) squared-distance matrices from forward for backward when they fit
+# in this many bytes together (N <= 2896 in float32), and recomputes them tile by tile beyond it, where
+# memory stays O(N * tile). Both are exact; keeping saves backward the two distance GEMMs.
+PAIR_MATRIX_BUDGET_BYTES = 64 << 20
 
 
 def scattering(z: torch.Tensor, x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -31,8 +36,10 @@ def scattering(z: torch.Tensor, x: torch.Tensor, eps: float = 1e-8) -> torch.Ten
     Returns
     -------
     s : Tensor (N,)
-        Differentiable w.r.t. ``z`` and ``x``. Pairwise terms are recomputed tile by tile in backward,
-        never stored as N x N; distances of near-duplicate pairs are taken by direct differences, so
+        Differentiable w.r.t. ``z`` and ``x``. On the CPU, when a gradient is needed and the two N x N
+        squared-distance matrices fit in ``PAIR_MATRIX_BUDGET_BYTES`` (64 MiB), forward keeps them for
+        backward; beyond it (and on CUDA) backward recomputes them tile by tile and memory stays
+        O(N * tile). Distances of near-duplicate pairs are taken by direct differences either way, so
         they are exact. The gradient of a zero distance is 0. Inside ``torch.autocast``, float16/bfloat16
         inputs are computed (and returned) in float32. A non-finite coordinate (NaN, +-inf) anywhere in
         ``z`` or ``x`` makes every ``s[i]`` and every gradient NaN, on every backend.
@@ -53,7 +60,9 @@ def scattering(z: torch.Tensor, x: torch.Tensor, eps: float = 1e-8) -> torch.Ten
     if eps < 0:
         raise InvalidInputError(f"scattering: eps must be >= 0, got {eps}.")
     check_same_kind("scattering", ("z", "x"), z, x)
-    if _extension.supports(x.device):
+    if _extension.supports(x.device) and _keeps_pairs(z, x):
+        s, _, _ = torch.ops.omasgan.scattering_with_pairs.default(z, x, float(eps))
+    elif _extension.supports(x.device):
         s = torch.ops.omasgan.scattering.default(z, x, float(eps))
     else:
         _extension.warn_reference_fallback(x.device.type)
@@ -63,6 +72,17 @@ def scattering(z: torch.Tensor, x: torch.Tensor, eps: float = 1e-8) -> torch.Ten
         return s
     bad = (nonfinite_rows(z) | nonfinite_rows(x)).any().expand(x.shape[0])
     return poison(s, bad, z, x)
+
+
+def _keeps_pairs(z: torch.Tensor, x: torch.Tensor) -> bool:
+    """The pairs strategy: CPU, a gradient to come, and both (N, N) matrices within the budget."""
+    n = x.shape[0]
+    return (
+        x.device.type == "cpu"
+        and torch.is_grad_enabled()
+        and (z.requires_grad or x.requires_grad)
+        and 2 * n * n * x.element_size() <= PAIR_MATRIX_BUDGET_BYTES
+    )
 
 
 def _register() -> None:
@@ -88,6 +108,36 @@ def _register() -> None:
         return (grad_z if ctx.needs_input_grad[0] else None, grad_x if ctx.needs_input_grad[1] else None, None)
 
     torch.library.register_autograd("omasgan::scattering", _backward, setup_context=_setup_context)
+
+    @torch.library.register_fake("omasgan::scattering_with_pairs")
+    def _scattering_with_pairs_fake(z, x, eps):
+        torch._check(z.dim() == 2 and x.dim() == 2, lambda: "scattering: z and x must be 2-D")
+        torch._check(z.shape[0] == x.shape[0], lambda: "scattering: z and x need the same N")
+        n = x.shape[0]
+        return x.new_empty(n), x.new_empty(n, n), x.new_empty(n, n)
+
+    @torch.library.register_fake("omasgan::scattering_backward_from_pairs")
+    def _scattering_backward_from_pairs_fake(grad_s, z, x, latent_pairs, data_pairs, eps):
+        return torch.empty_like(z), torch.empty_like(x)
+
+    def _setup_pairs_context(ctx, inputs, output):
+        z, x, eps = inputs
+        _, latent_pairs, data_pairs = output
+        ctx.eps = eps
+        ctx.mark_non_differentiable(latent_pairs, data_pairs)
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            ctx.save_for_backward(z, x, latent_pairs, data_pairs)
+
+    def _backward_from_pairs(ctx, grad_s, _grad_latent_pairs, _grad_data_pairs):
+        z, x, latent_pairs, data_pairs = ctx.saved_tensors
+        grad_z, grad_x = torch.ops.omasgan.scattering_backward_from_pairs.default(
+            grad_s, z, x, latent_pairs, data_pairs, ctx.eps
+        )
+        return (grad_z if ctx.needs_input_grad[0] else None, grad_x if ctx.needs_input_grad[1] else None, None)
+
+    torch.library.register_autograd(
+        "omasgan::scattering_with_pairs", _backward_from_pairs, setup_context=_setup_pairs_context
+    )
 
 
 if _extension.compiled():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 from torch.testing import assert_close
@@ -12,6 +14,16 @@ from tests.conftest import available_devices
 from tests.ops.samples import near_duplicate_points, scattering_samples
 
 compiled_only = pytest.mark.skipif(ops.backend() != "compiled", reason="omasgan._C is not built")
+SCATTERING = importlib.import_module("omasgan.ops.scattering")  # the module (ops.scattering is the function)
+
+
+@pytest.fixture(params=["pairs", "recompute"])
+def strategy(request, monkeypatch):
+    """The CPU kernel's two strategies: keep the (N, N) matrices for backward (every test size fits the
+    budget) or recompute them (a zero budget)."""
+    if request.param == "recompute":
+        monkeypatch.setattr(SCATTERING, "PAIR_MATRIX_BUDGET_BYTES", 0)
+    return request.param
 
 
 def _oracle(z, x, eps=1e-8):
@@ -39,18 +51,23 @@ def test_scattering_hand_computed_table():
 
 @pytest.mark.parametrize("device", available_devices())
 @pytest.mark.parametrize("dim", [2, 784])
-def test_scattering_exact_for_near_duplicates(device, dim):
+def test_scattering_exact_for_near_duplicates(device, dim, strategy):
     x64, _ = near_duplicate_points(64, 64, dim, offset=1000.0, gap=1e-3, seed=dim)
     x64[1::2] = x64[0::2] + 1e-3 * torch.randn(32, dim, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     z = torch.randn(64, 16, generator=torch.Generator().manual_seed(2)).to(device)
-    x = x64.float().to(device)
+    x = x64.float().to(device).requires_grad_(True)  # a gradient to come: the pairs strategy forward
     s = ops.scattering(z, x)
     expected = _oracle(z, x)
     assert ((s.double().cpu() - expected) / expected).abs().max().item() <= 1e-5
+    (grad,) = torch.autograd.grad(s.sum(), x)
+    x64 = x.detach().double().cpu().requires_grad_(True)
+    (expected_grad,) = torch.autograd.grad(ops.scattering_reference(z.double().cpu(), x64).sum(), x64)
+    scale = expected_grad.abs().max().item()
+    assert (grad.double().cpu() - expected_grad).abs().max().item() <= 1e-4 * scale
 
 
 @pytest.mark.parametrize("device", available_devices())
-def test_scattering_gradients_match_reference(device):
+def test_scattering_gradients_match_reference(device, strategy):
     for sample in scattering_samples(device, torch.float64, requires_grad=True):
         z, x = sample.args
         grad_out = torch.randn(z.shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(0)).to(device)
@@ -73,7 +90,7 @@ def test_scattering_gradient_of_coincident_samples_is_finite():
 
 
 @compiled_only
-def test_scattering_gradcheck_float64():
+def test_scattering_gradcheck_float64(strategy):
     for sample in scattering_samples("cpu", torch.float64, requires_grad=True):
         if sample.name in ("D=3072", "near_duplicates"):
             continue  # too slow / ill-conditioned for finite differences; covered against the reference
@@ -81,14 +98,51 @@ def test_scattering_gradcheck_float64():
 
 
 @compiled_only
-def test_scattering_opcheck():
+@pytest.mark.parametrize("op", ["scattering", "scattering_with_pairs"])
+def test_scattering_opcheck(op):
     for sample in scattering_samples("cpu", torch.float32, requires_grad=True):
         z, x = (a.flatten(1) for a in sample.args)
-        torch.library.opcheck(torch.ops.omasgan.scattering.default, (z, x, 1e-8))
+        torch.library.opcheck(getattr(torch.ops.omasgan, op).default, (z, x, 1e-8))
+
+
+def test_scattering_keeps_pairs_only_within_budget_and_when_a_gradient_is_needed():
+    z, x = torch.randn(10, 2, requires_grad=True), torch.randn(10, 3)
+    assert SCATTERING._keeps_pairs(z, x)
+    assert not SCATTERING._keeps_pairs(z.detach(), x)
+    with torch.no_grad():
+        assert not SCATTERING._keeps_pairs(z, x)
+    # 2 * N^2 * 4 bytes against 64 MiB: N = 2896 fits in float32, 2897 does not; float64 halves it.
+    assert SCATTERING._keeps_pairs(torch.empty(2896, 1, requires_grad=True), torch.empty(2896, 1))
+    assert not SCATTERING._keeps_pairs(torch.empty(2897, 1, requires_grad=True), torch.empty(2897, 1))
+    wide = torch.empty(2896, 1, dtype=torch.float64)
+    assert not SCATTERING._keeps_pairs(wide.clone().requires_grad_(), wide)
 
 
 @compiled_only
-def test_scattering_under_torch_compile_fullgraph():
+@pytest.mark.parametrize("dim", [3, 200])  # direct differences / GEMM candidates
+def test_scattering_strategies_agree(dim):
+    g = torch.Generator().manual_seed(dim)
+    z = torch.randn(700, 8, generator=g, dtype=torch.float64)
+    x = torch.randn(700, dim, generator=g, dtype=torch.float64)
+    x[1::2] = x[0::2] + 1e-6 * torch.randn(350, dim, generator=g, dtype=torch.float64)  # near pairs too
+    grad_out = torch.randn(700, generator=g, dtype=torch.float64)
+    results = []
+    for op, backward in (("scattering", "scattering_backward"), ("scattering_with_pairs", None)):
+        out = getattr(torch.ops.omasgan, op).default(z, x, 1e-8)
+        if backward:
+            results.append((out, *getattr(torch.ops.omasgan, backward).default(grad_out, z, x, 1e-8)))
+        else:
+            s, latent_pairs, data_pairs = out
+            grads = torch.ops.omasgan.scattering_backward_from_pairs.default(
+                grad_out, z, x, latent_pairs, data_pairs, 1e-8
+            )
+            results.append((s, *grads))
+    for recomputed, kept in zip(*results, strict=True):
+        assert_close(kept, recomputed, rtol=1e-9, atol=1e-12)
+
+
+@compiled_only
+def test_scattering_under_torch_compile_fullgraph(strategy):
     torch._dynamo.reset()
 
     def loss(z, x):
