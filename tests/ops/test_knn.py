@@ -149,6 +149,11 @@ def test_knn_gradcheck_float64():
             continue  # neighbours change under finite differences / too slow; covered by the reference tests
         k = min(3, sample.args[1].flatten(1).shape[0])
         assert torch.autograd.gradcheck(lambda x, r, k=k: ops.knn(x, r, k)[0], sample.args), sample.name
+    # The GEMM-candidate path (D > 16) at a size finite differences can afford.
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 20, generator=g, dtype=torch.float64, requires_grad=True)
+    ref = torch.randn(40, 20, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, r: ops.knn(x, r, 4)[0], (x, ref))
 
 
 @compiled_only

@@ -97,9 +97,14 @@ def test_min_distance_ref_gradient_sums_over_shared_neighbour():
 @compiled_only
 def test_min_distance_gradcheck_float64():
     for sample in min_distance_samples("cpu", torch.float64, requires_grad=True):
-        if sample.name in ("exact_duplicates", "expanded", "near_duplicates", "D=3072"):
+        if sample.name in ("exact_duplicates", "expanded", "near_duplicates", "D=3072", "wide_gemm_path"):
             continue  # argmin changes under finite differences / too slow; covered by the reference tests
         assert torch.autograd.gradcheck(lambda x, r: ops.min_distance(x, r)[0], sample.args), sample.name
+    # The GEMM-candidate path (D > 16) at a size finite differences can afford (wide_gemm_path took 12 s).
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 20, generator=g, dtype=torch.float64, requires_grad=True)
+    ref = torch.randn(40, 20, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, r: ops.min_distance(x, r)[0], (x, ref))
 
 
 @compiled_only
