@@ -32,6 +32,10 @@ from omasgan import ops  # noqa: E402
 from tests.ops.samples import near_duplicate_points  # noqa: E402
 
 MIN_DISTANCE_SIZES = [(100, 4096, 2), (256, 1024, 784), (256, 1024, 3072), (1024, 8192, 784), (4096, 16384, 64)]
+# (queries, stored, D): J's neighbour search (65,536 stored in 128 components), MNIST-sized pixel kNN,
+# and 2-D points (direct differences).
+KNN_SIZES = [(4096, 65536, 128), (10000, 60000, 784), (1024, 16384, 2)]
+KNN_K = 10
 SCATTERING_SIZES = [(n, d) for d in (2, 784, 3072) for n in (100, 256, 1024, 4096)]
 NAIVE_LIMIT_BYTES = 6 << 30  # the broadcast (N, Q, D) difference tensor is only tried below this
 
@@ -78,15 +82,64 @@ MIN_DISTANCE_IMPLS = {
 try:  # optional extra column
     import faiss  # type: ignore
 
-    def md_faiss(x, ref):
+    def faiss_distances(x, ref, k):
+        """FAISS's exact flat index (forward only: it has no gradients)."""
+        if x.requires_grad or ref.requires_grad:
+            raise NotImplementedError("faiss has no gradients")
         index = faiss.IndexFlatL2(ref.shape[1])
         index.add(ref.detach().cpu().numpy())
-        distances, _ = index.search(x.detach().cpu().numpy(), 1)
-        return torch.from_numpy(distances[:, 0]).sqrt()
+        distances, _ = index.search(x.detach().cpu().numpy(), k)
+        return torch.from_numpy(distances).clamp_min(0).sqrt()
+
+    def md_faiss(x, ref):
+        return faiss_distances(x, ref, 1)[:, 0]
 
     MIN_DISTANCE_IMPLS["faiss"] = md_faiss
 except ImportError:
     pass
+
+
+# --- knn implementations ----------------------------------------------------------------------------
+
+
+def knn_omasgan(x, ref):
+    return ops.knn(x, ref, KNN_K)[0]
+
+
+def _exact_selected(x, ref, index):
+    """Distances of the selected pairs by direct differences (differentiable), as a careful user adds."""
+    return (x[:, None, :] - ref[index]).norm(dim=2)
+
+
+def knn_composite(x, ref):
+    """The torch composite: one GEMM-form distance matrix and topk, then exact distances of the winners."""
+    with torch.no_grad():
+        squared = torch.addmm((ref * ref).sum(1)[None, :], x, ref.t(), alpha=-2)
+        index = squared.topk(KNN_K, dim=1, largest=False).indices
+    return _exact_selected(x, ref, index)
+
+
+def _nearest_by_gemm(ref_norms, part, ref):
+    return torch.addmm(ref_norms, part, ref.t(), alpha=-2).topk(KNN_K, dim=1, largest=False).indices
+
+
+def knn_composite_chunked(x, ref):
+    """The composite over 1024 queries at a time (what J's neighbour head did before ops.knn)."""
+    with torch.no_grad():
+        norms = (ref * ref).sum(1)[None, :]
+        index = torch.cat([_nearest_by_gemm(norms, part, ref) for part in x.split(1024)])
+    return _exact_selected(x, ref, index)
+
+
+KNN_IMPLS = {
+    "omasgan": knn_omasgan,
+    "composite": knn_composite,
+    "composite_chunked": knn_composite_chunked,
+    "gemm_floor": md_gemm_floor,
+}
+
+if "faiss" in MIN_DISTANCE_IMPLS:  # optional extra column, as for min_distance
+    KNN_IMPLS["faiss"] = lambda x, ref: faiss_distances(x, ref, KNN_K)
 
 
 # --- scattering implementations ---------------------------------------------------------------------
@@ -154,7 +207,7 @@ SCATTERING_IMPLS = {
 
 def _inputs(kind, shape, device, requires_grad, seed=0):
     g = torch.Generator().manual_seed(seed)
-    if kind == "min_distance":
+    if kind in ("min_distance", "knn"):
         n, q, d = shape
         a, b = torch.randn(n, d, generator=g), torch.randn(q, d, generator=g)
     else:
@@ -164,6 +217,9 @@ def _inputs(kind, shape, device, requires_grad, seed=0):
 
 
 def _fits(kind, impl, shape):
+    if kind == "knn" and impl == "composite":
+        n, q, d = shape
+        return n * q * 4 * 2 <= NAIVE_LIMIT_BYTES
     if kind == "min_distance" and impl == "naive":
         n, q, d = shape
         return n * q * d * 4 * 3 <= NAIVE_LIMIT_BYTES
@@ -190,10 +246,16 @@ def timing(fn, args, backward, min_run_time):
 def correctness(kind, impls, device):
     """Each implementation against float64 on a small random case and on the near-duplicate case."""
     report = {}
-    if kind == "min_distance":
+    if kind in ("min_distance", "knn"):
         x64, ref64 = near_duplicate_points(64, 256, 784, offset=1000.0, gap=1e-3)
         random64 = (torch.randn(50, 40, dtype=torch.float64), torch.randn(300, 40, dtype=torch.float64))
-        oracle = lambda a, b: ops.min_distance_reference(a, b)[0]  # noqa: E731
+        if kind == "knn":
+            # Every query also gets a second near-duplicate, so more than the first neighbour is hard.
+            direction = torch.randn(x64.shape, dtype=torch.float64)
+            ref64 = torch.cat([ref64, x64 + 2e-3 * direction / direction.norm(dim=1, keepdim=True)])
+            oracle = lambda a, b: ops.knn_reference(a, b, KNN_K)[0]  # noqa: E731
+        else:
+            oracle = lambda a, b: ops.min_distance_reference(a, b)[0]  # noqa: E731
     else:
         x64, _ = near_duplicate_points(64, 64, 784, offset=1000.0, gap=1e-3)
         x64[1::2] = x64[0::2] + 1e-3 * torch.randn(32, 784, dtype=torch.float64)
@@ -245,14 +307,16 @@ def memory_probe(kind, impl, shape, backward):
     Writing 5 to /proc/self/clear_refs resets the kernel's peak-RSS mark (VmHWM), so the peak is that of
     the run alone, not of the imports before it."""
     args = _inputs(kind, tuple(shape), "cpu", backward)
-    _run_once(IMPLS[kind][impl], tuple(_inputs(kind, (8,) * len(shape), "cpu", backward)), backward)  # load kernels
+    _run_once(IMPLS[kind][impl], tuple(_inputs(kind, (16,) * len(shape), "cpu", backward)), backward)  # load kernels
     Path("/proc/self/clear_refs").write_text("5")
     before = _status_kib("VmRSS")
     _run_once(IMPLS[kind][impl], args, backward)
     print(max(0, _status_kib("VmHWM") - before) / 1024)
 
 
-IMPLS = {"min_distance": MIN_DISTANCE_IMPLS, "scattering": SCATTERING_IMPLS}
+IMPLS = {"min_distance": MIN_DISTANCE_IMPLS, "knn": KNN_IMPLS, "scattering": SCATTERING_IMPLS}
+SIZES = {"min_distance": MIN_DISTANCE_SIZES, "knn": KNN_SIZES, "scattering": SCATTERING_SIZES}
+BEST_PEER = {"min_distance": "composite", "knn": "composite", "scattering": "torch_handwritten"}
 
 # GEMM floor of a pass, in units of the forward floor (one torch.mm of the op's shape; for scattering the
 # two products X X^T and Z Z^T). min_distance's backward is O(N D), so fwd+bwd needs the one GEMM; the
@@ -261,6 +325,8 @@ IMPLS = {"min_distance": MIN_DISTANCE_IMPLS, "scattering": SCATTERING_IMPLS}
 FLOOR_GEMMS = {
     ("min_distance", "fwd"): 1,
     ("min_distance", "fwd+bwd"): 1,
+    ("knn", "fwd"): 1,
+    ("knn", "fwd+bwd"): 1,
     ("scattering", "fwd"): 1,
     ("scattering", "fwd+bwd"): 3,
 }
@@ -290,7 +356,7 @@ def run(device, backward_modes, min_run_time, kinds, quick):
     }
     for kind in kinds:
         results["accuracy"][kind] = correctness(kind, IMPLS[kind], device)
-        sizes = MIN_DISTANCE_SIZES if kind == "min_distance" else SCATTERING_SIZES
+        sizes = SIZES[kind]
         if quick:
             sizes = sizes[:2]
         for shape in sizes:
@@ -307,6 +373,8 @@ def run(device, backward_modes, min_run_time, kinds, quick):
                             row["extra_mb"] = peak_extra_memory_mb(kind, name, shape, device, backward)
                         except torch.OutOfMemoryError:
                             row.update(median_ms=math.inf, note="out of memory")
+                        except NotImplementedError as exc:
+                            row.update(median_ms=math.inf, note=str(exc))
                     results["rows"].append(row)
                     print(json.dumps(row), flush=True)
     return results
@@ -331,11 +399,11 @@ def markdown(results, command):
         f"Reproduce: `{command}`",
         "",
     ]
-    for op, impls in (("min_distance", MIN_DISTANCE_IMPLS), ("scattering", SCATTERING_IMPLS)):
+    for op, impls in IMPLS.items():
         rows = [r for r in results["rows"] if r["op"] == op]
         if not rows:
             continue
-        best = "composite" if op == "min_distance" else "torch_handwritten"
+        best = BEST_PEER[op]
         shapes = []
         for r in rows:
             if r["shape"] not in shapes:
@@ -393,7 +461,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--with-backward", action="store_true", help="also time forward+backward")
-    parser.add_argument("--ops", default="min_distance,scattering")
+    parser.add_argument("--ops", default="min_distance,knn,scattering")
     parser.add_argument("--min-run-time", type=float, default=0.5, help="seconds per timing")
     parser.add_argument("--quick", action="store_true", help="first two sizes only (smoke run)")
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"))
