@@ -5,6 +5,7 @@
 // candidate value could place it among the k nearest, given the tile's error bound, is recomputed by
 // direct differences in double. The k results are therefore the exact k nearest (lowest indices on
 // ties), with distances exact to the input precision, and memory stays O(rows * tile + N * k).
+// min_distance is its k = 1 case (min_distance.cpp).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -65,9 +66,14 @@ double candidate_limit(const RunningTopK& top, const scalar_t* values, int64_t c
   if (count <= k) {
     return std::numeric_limits<double>::infinity();  // every column of the tile is a candidate
   }
-  scratch.assign(values, values + count);
-  std::nth_element(scratch.begin(), scratch.begin() + (k - 1), scratch.end());
-  const double t_k = static_cast<double>(scratch[k - 1]);
+  double t_k;
+  if (k == 1) {
+    t_k = static_cast<double>(cpu::min_value(values, count));
+  } else {
+    scratch.assign(values, values + count);
+    std::nth_element(scratch.begin(), scratch.begin() + (k - 1), scratch.end());
+    t_k = static_cast<double>(scratch[k - 1]);
+  }
   return direct ? t_k * (1 + 4 * rel_bound) : t_k + 2 * abs_bound;
 }
 
@@ -127,9 +133,14 @@ void knn_cpu_kernel(const scalar_t* x,    // (N, D)
         }
       }
       for (int64_t i = 0; i < r1 - r0; ++i) {
+        // A query with a NaN or infinite coordinate has no nearest rows: NaN at rows 0..k-1, the result the
+        // Python front end gives such rows on every backend (so backward's gradients land where it says).
+        const bool finite = std::all_of(x + (r0 + i) * D, x + (r0 + i + 1) * D,
+                                        [](scalar_t v) { return std::isfinite(static_cast<double>(v)); });
         for (int64_t p = 0; p < k; ++p) {
-          dist[(r0 + i) * k + p] = static_cast<scalar_t>(std::sqrt(best[i * k + p]));
-          index[(r0 + i) * k + p] = best_index[i * k + p];
+          dist[(r0 + i) * k + p] = finite ? static_cast<scalar_t>(std::sqrt(best[i * k + p]))
+                                          : std::numeric_limits<scalar_t>::quiet_NaN();
+          index[(r0 + i) * k + p] = finite ? best_index[i * k + p] : p;
         }
       }
     }
@@ -176,6 +187,8 @@ void knn_backward_cpu_kernel(const scalar_t* grad_dist,  // (N, k)
   }
 }
 
+}  // namespace
+
 std::tuple<at::Tensor, at::Tensor> knn_cpu(const at::Tensor& x, const at::Tensor& ref, int64_t k) {
   check_knn_args(x, ref, k);
   TORCH_INTERNAL_ASSERT(x.device().is_cpu() && ref.device().is_cpu());
@@ -207,8 +220,6 @@ std::tuple<at::Tensor, at::Tensor> knn_backward_cpu(const at::Tensor& grad_dist,
   });
   return {grad_x, grad_ref};
 }
-
-}  // namespace
 
 TORCH_LIBRARY_IMPL(omasgan, CPU, m) {
   m.impl("knn", &knn_cpu);

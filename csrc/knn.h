@@ -25,4 +25,10 @@ inline void check_knn_backward_args(const at::Tensor& grad_dist, const at::Tenso
               "knn_backward: grad_dist and dist must have x's dtype ", x.scalar_type(), ".");
 }
 
+// The CPU kernels (knn.cpp); min_distance.cpp runs them with k = 1.
+std::tuple<at::Tensor, at::Tensor> knn_cpu(const at::Tensor& x, const at::Tensor& ref, int64_t k);
+std::tuple<at::Tensor, at::Tensor> knn_backward_cpu(const at::Tensor& grad_dist, const at::Tensor& x,
+                                                    const at::Tensor& ref, const at::Tensor& index,
+                                                    const at::Tensor& dist);
+
 }  // namespace omasgan
