@@ -280,7 +280,8 @@ class OMASGAN:
         log_every, checkpoint_every = self.config.log_every, self.config.checkpoint_every
         quiet = self.verbose == 0 or not self.context.is_main
         bar = tqdm(total=steps, initial=trainer.step_count, desc=task, disable=quiet, leave=False)
-        with bar:
+        # A named range per task, so torch.profiler traces (benchmarks/profile_pipeline.py) split by task.
+        with bar, torch.profiler.record_function(f"omasgan.{task}"):
             while trainer.step_count < steps:
                 metrics = trainer.step(x)
                 step = trainer.step_count
