@@ -13,8 +13,7 @@ namespace omasgan {
 namespace {
 
 std::tuple<at::Tensor, at::Tensor> min_distance_cpu(const at::Tensor& x, const at::Tensor& ref) {
-  check_min_distance_args(x, ref);
-  auto [dist, index] = knn_cpu(x, ref, 1);
+  auto [dist, index] = knn_cpu(x, ref, 1);  // checks x and ref as min_distance's arguments
   return {dist.reshape({-1}), index.reshape({-1})};
 }
 

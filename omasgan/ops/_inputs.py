@@ -6,7 +6,7 @@ import torch
 
 from omasgan.errors import InvalidInputError
 
-__all__ = ["as_points", "check_same_kind", "float32_under_autocast"]
+__all__ = ["as_point_pair", "as_points", "check_same_kind", "float32_under_autocast"]
 
 _CPU_DTYPES = (torch.float32, torch.float64)
 _CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
@@ -56,3 +56,16 @@ def check_same_kind(op: str, names: tuple[str, str], a: torch.Tensor, b: torch.T
         raise InvalidInputError(
             f"{op}: {names[0]} is {a.dtype} but {names[1]} is {b.dtype}; cast both to one floating dtype."
         )
+
+
+def as_point_pair(op: str, x: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Queries ``x`` and references ``ref`` as (N, D) and (Q, D) matrices of one D, device and dtype
+    (autocast's half precision computed in float32): the inputs of min_distance and knn."""
+    x = as_points(op, "x", float32_under_autocast(x))
+    ref = as_points(op, "ref", float32_under_autocast(ref))
+    if x.shape[1] != ref.shape[1]:
+        raise InvalidInputError(
+            f"{op}: x has {x.shape[1]} columns but ref has {ref.shape[1]}; flatten both to the same D."
+        )
+    check_same_kind(op, ("x", "ref"), x, ref)
+    return x, ref

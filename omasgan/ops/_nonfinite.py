@@ -13,7 +13,7 @@ import math
 
 import torch
 
-__all__ = ["known_finite", "nonfinite_rows", "poison"]
+__all__ = ["known_finite", "nonfinite_rows", "poison", "rows_chosen_by"]
 
 
 def known_finite(*tensors: torch.Tensor) -> bool:
@@ -30,6 +30,14 @@ def known_finite(*tensors: torch.Tensor) -> bool:
 def nonfinite_rows(points: torch.Tensor) -> torch.Tensor:
     """(rows,) bool: rows holding a NaN or an infinity."""
     return ~torch.isfinite(points.detach()).all(1)
+
+
+def rows_chosen_by(query_rows: torch.Tensor, index: torch.Tensor, count: int) -> torch.Tensor:
+    """(count,) bool: the reference rows that ``index`` (N,) or (N, k) names for the queries in
+    ``query_rows`` (N,) bool (a tensor scatter, no sync)."""
+    chosen = query_rows.view(-1, *([1] * (index.dim() - 1))).expand_as(index).reshape(-1).long()
+    hits = torch.zeros(count, dtype=torch.long, device=index.device).scatter_add(0, index.reshape(-1), chosen)
+    return hits > 0
 
 
 class _Poison(torch.autograd.Function):

@@ -8,8 +8,8 @@ import torch
 
 from omasgan.errors import InvalidInputError
 from omasgan.ops import _extension
-from omasgan.ops._inputs import as_points, check_same_kind, float32_under_autocast
-from omasgan.ops._nonfinite import known_finite, nonfinite_rows, poison
+from omasgan.ops._inputs import as_point_pair
+from omasgan.ops._nonfinite import known_finite, nonfinite_rows, poison, rows_chosen_by
 from omasgan.ops._reference import knn_reference
 
 __all__ = ["knn"]
@@ -57,13 +57,7 @@ def knn(x: torch.Tensor, ref: torch.Tensor, k: int) -> tuple[torch.Tensor, torch
     NaN. The CPU kernels are deterministic; the CUDA backward accumulates ``ref``'s gradient with
     ``index_add_``, which honours ``torch.use_deterministic_algorithms``.
     """
-    x = as_points("knn", "x", float32_under_autocast(x))
-    ref = as_points("knn", "ref", float32_under_autocast(ref))
-    if x.shape[1] != ref.shape[1]:
-        raise InvalidInputError(
-            f"knn: x has {x.shape[1]} columns but ref has {ref.shape[1]}; flatten both to the same D."
-        )
-    check_same_kind("knn", ("x", "ref"), x, ref)
+    x, ref = as_point_pair("knn", x, ref)
     k = _neighbour_count(k, ref.shape[0])
     if _extension.supports(x.device):
         dist, index = torch.ops.omasgan.knn.default(x, ref, k)
@@ -94,9 +88,7 @@ def _propagate_nonfinite(
     out_rows = x_bad | any_ref_bad
     first_rows = torch.arange(index.shape[1], device=index.device).expand_as(index)
     index = torch.where(out_rows[:, None], first_rows, index)
-    chosen_by_bad = torch.zeros(ref.shape[0], dtype=torch.long, device=ref.device)
-    chosen_by_bad = chosen_by_bad.scatter_add(0, index.reshape(-1), x_bad[:, None].expand_as(index).reshape(-1).long())
-    ref_rows = any_ref_bad | (chosen_by_bad > 0)
+    ref_rows = any_ref_bad | rows_chosen_by(x_bad, index, ref.shape[0])
     return poison(dist, out_rows, x, ref, ref_rows), index
 
 

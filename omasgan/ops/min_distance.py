@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from omasgan.errors import InvalidInputError
 from omasgan.ops import _extension
-from omasgan.ops._inputs import as_points, check_same_kind, float32_under_autocast
-from omasgan.ops._nonfinite import known_finite, nonfinite_rows, poison
+from omasgan.ops._inputs import as_point_pair
+from omasgan.ops._nonfinite import known_finite, nonfinite_rows, poison, rows_chosen_by
 from omasgan.ops._reference import min_distance_reference
 
 __all__ = ["min_distance"]
@@ -51,13 +50,7 @@ def min_distance(x: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torc
     kernels are deterministic; the CUDA backward accumulates ``ref``'s gradient with ``index_add_``,
     which honours ``torch.use_deterministic_algorithms``.
     """
-    x = as_points("min_distance", "x", float32_under_autocast(x))
-    ref = as_points("min_distance", "ref", float32_under_autocast(ref))
-    if x.shape[1] != ref.shape[1]:
-        raise InvalidInputError(
-            f"min_distance: x has {x.shape[1]} columns but ref has {ref.shape[1]}; flatten both to the same D."
-        )
-    check_same_kind("min_distance", ("x", "ref"), x, ref)
+    x, ref = as_point_pair("min_distance", x, ref)
     if _extension.supports(x.device):
         dist, index = torch.ops.omasgan.min_distance.default(x, ref)
     else:
@@ -77,9 +70,8 @@ def _propagate_nonfinite(
     # Indices as torch.cdist(x, ref).min(1) gives them with NaN: the first NaN of each row.
     first_bad = ref_bad.to(torch.uint8).argmax()
     index = torch.where(x_bad, torch.zeros_like(index), torch.where(any_ref_bad, first_bad, index))
-    chosen_by_bad = torch.zeros(ref.shape[0], dtype=torch.long, device=ref.device).scatter_add(0, index, x_bad.long())
     out_rows = x_bad | any_ref_bad
-    ref_rows = any_ref_bad | (chosen_by_bad > 0)
+    ref_rows = any_ref_bad | rows_chosen_by(x_bad, index, ref.shape[0])
     return poison(dist, out_rows, x, ref, ref_rows), index
 
 
