@@ -143,7 +143,8 @@ class DetectorConfig:
     input_space: str = _doc(
         "pixels",
         "'pixels': J is a network on the samples (the paper); 'critic_features': J is a head on the frozen Task-1 "
-        "critic's unit-normalised features.",
+        "critic's unit-normalised features; 'tuned_features': a copy of that critic is first fine-tuned by eq. 6 "
+        "(a linear logit on its features, tuning_steps updates), then J is a neighbour head on its features.",
     )
     head: str = _doc(
         "mlp",
@@ -161,6 +162,16 @@ class DetectorConfig:
     augment: str = _doc(
         "none", "'strokes': real images randomly thickened or thinned, so total ink is no cue for J (images only)."
     )
+    negatives: str = _doc(
+        "boundary",
+        "J's anomalous samples: 'boundary' = B(z) (eq. 6); 'generator' = G(z), B replaced by the generator it "
+        "started from, and 'none' = no anomalous term: the no-boundary controls of B's contribution.",
+    )
+    tuning_steps: int = _doc(
+        1000,
+        "'tuned_features': the first tuning_steps of J's steps fine-tune the critic copy; the rest train the head.",
+    )
+    tuning_lr: float = _doc(1e-4, "'tuned_features': Adam learning rate of the critic copy and its linear logit.")
 
 
 @dataclass(frozen=True)
@@ -201,17 +212,26 @@ class OMASGANConfig:
             "task2.boundary_space": (self.task2.boundary_space, ("weights", "latent", "latent_shell")),
             "task2.nearness_space": (self.task2.nearness_space, ("pixels", "features")),
             "detector.input_norm": (self.detector.input_norm, ("none", "per_sample")),
-            "detector.input_space": (self.detector.input_space, ("pixels", "critic_features")),
+            "detector.input_space": (self.detector.input_space, ("pixels", "critic_features", "tuned_features")),
             "detector.head": (self.detector.head, ("mlp", "prototypes", "neighbours")),
             "detector.augment": (self.detector.augment, ("none", "strokes")),
+            "detector.negatives": (self.detector.negatives, ("boundary", "generator", "none")),
         }
         for name, (value, allowed) in choices.items():
             if value not in allowed:
                 raise InvalidInputError(f"{name} must be one of {allowed}, got {value!r}.")
-        if self.detector.input_space == "critic_features" and self.detector.input_norm != "none":
+        if self.detector.input_space != "pixels" and self.detector.input_norm != "none":
             raise InvalidInputError(
-                "detector.input_norm must be 'none' with detector.input_space='critic_features': the critic "
-                "was trained on the samples as they are."
+                f"detector.input_norm must be 'none' with detector.input_space={self.detector.input_space!r}: the "
+                "critic was trained on the samples as they are."
+            )
+        if self.detector.input_space == "tuned_features" and (
+            self.detector.head != "neighbours" or not 0 < self.detector.tuning_steps < self.detector.steps
+        ):
+            raise InvalidInputError(
+                "detector.input_space='tuned_features' needs detector.head='neighbours' and 0 < detector.tuning_steps "
+                f"< detector.steps (the head trains after the tuning), got head {self.detector.head!r}, "
+                f"tuning_steps {self.detector.tuning_steps}, steps {self.detector.steps}."
             )
         if self.detector.head_size < 1 or self.detector.feature_rank < 1 or self.detector.local_k < 0:
             raise InvalidInputError(

@@ -121,13 +121,16 @@ class OMASGANModels:
         which: tuple[str, ...] = ("detector", "task1_critic", "task3_critic"),
     ) -> dict[str, torch.Tensor]:
         """Anomaly scores (higher = more anomalous): ``detector`` = J's logit, ``task1_critic`` = -D(x),
-        ``task3_critic`` = -C(x); ``which`` picks the ones computed."""
+        ``task3_critic`` = -C(x), and with detector.input_space="tuned_features" ``tuned_classifier`` = the
+        fine-tuned critic copy's linear logit; ``which`` picks the ones computed."""
         self.eval()
         networks = {
             "detector": (self.detector, 1.0),
             "task1_critic": (self.critic, -1.0),
             "task3_critic": (self.retrain_critic, -1.0),
         }
+        if hasattr(self.detector, "classifier_logit"):
+            networks["tuned_classifier"] = (self.detector.classifier_logit, 1.0)
         out: dict[str, list[torch.Tensor]] = {name: [] for name in which}
         device = next(self.detector.parameters()).device
         for start in range(0, x.shape[0], batch_size):

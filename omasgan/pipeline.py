@@ -310,7 +310,7 @@ class OMASGAN:
             else:
                 generator, critic, detector = config_nets(cfg, input_shape)
                 _, fresh_critic, _ = config_nets(cfg, input_shape)
-            if self.modules is None or cfg.detector.input_space == "critic_features":
+            if self.modules is None or cfg.detector.input_space != "pixels":
                 # A head drawn after the networks above; a user's own J on the samples is used as given.
                 detector = detector_network(critic, detector, cfg, input_shape)
         modules = (generator, critic, detector, fresh_critic)
@@ -361,7 +361,14 @@ class OMASGAN:
         )
         self._run_task(task3, cfg.task3.steps, x, completed)
         detect = DetectorTrainer(
-            detector, task2.boundary, task3.retrained, cfg.detector, streams=_streams(cfg.seed, 4, rank), **common
+            detector,
+            task2.boundary,
+            task3.retrained,
+            cfg.detector,
+            generator=generator,
+            critic=critic,
+            streams=_streams(cfg.seed, 4, rank),
+            **common,
         )
         self._run_task(detect, cfg.detector.steps, x, completed)
         # Rows of x a neighbour head stored, in memory order (a stored row's distance to itself is 0, so

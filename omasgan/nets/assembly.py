@@ -13,6 +13,7 @@ from omasgan.nets.boundary import LatentShiftGenerator
 from omasgan.nets.conv import ConvCritic, ConvGenerator
 from omasgan.nets.heads import CriticFeatureDetector, SampleHeadDetector, StandardisedInput
 from omasgan.nets.mlp import MLPCritic, MLPGenerator
+from omasgan.nets.tuned import TunedFeatureDetector
 
 if TYPE_CHECKING:
     from omasgan.config import OMASGANConfig
@@ -75,7 +76,8 @@ def detector_network(
     critic: nn.Module, pixel_detector: nn.Module, config: OMASGANConfig, input_shape: tuple[int, ...]
 ) -> nn.Module:
     """J as configured: ``pixel_detector`` on the samples (detector.input_space="pixels", head "mlp"), a
-    distance-aware head on the samples (other heads), or a head on ``critic``'s features; any of them
+    distance-aware head on the samples (other heads), a head on ``critic``'s features, or a neighbour head
+    on the features of a copy of ``critic`` that J's training fine-tunes ("tuned_features"); any of them
     behind per-sample standardisation if detector.input_norm says so."""
     cfg = config.detector
     detector = pixel_detector
@@ -85,6 +87,8 @@ def detector_network(
         detector = CriticFeatureDetector.around(
             critic, tuple(input_shape), cfg.head, cfg.head_size, cfg.feature_rank, cfg.local_k
         )
+    elif cfg.input_space == "tuned_features":
+        detector = TunedFeatureDetector.around(critic, tuple(input_shape), cfg.head_size, cfg.feature_rank, cfg.local_k)
     return StandardisedInput(detector) if cfg.input_norm == "per_sample" else detector
 
 

@@ -32,10 +32,13 @@ def stroke_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return x + amount * (target - x)
 
 
-def detector_loss(j_b: torch.Tensor, j_x: torch.Tensor, j_gp: torch.Tensor, *, zeta: float) -> dict[str, torch.Tensor]:
-    """Binary cross-entropy on logits: -log sigma(J(b)) for anomalies, -log(1 - sigma(J(.))) for normals."""
+def detector_loss(
+    j_b: torch.Tensor | None, j_x: torch.Tensor, j_gp: torch.Tensor, *, zeta: float
+) -> dict[str, torch.Tensor]:
+    """Binary cross-entropy on logits: -log sigma(J(b)) for anomalies, -log(1 - sigma(J(.))) for normals;
+    ``j_b`` None: no anomalous term (detector.negatives="none")."""
     terms = {
-        "boundary": F.softplus(-j_b).mean(),  # label 1
+        "boundary": F.softplus(-j_b).mean() if j_b is not None else j_x.new_zeros(()),  # label 1
         "data": F.softplus(j_x).mean(),  # label 0, weight zeta
         "retrained": F.softplus(j_gp).mean(),  # label 0, weight 1 - zeta
     }
@@ -44,6 +47,11 @@ def detector_loss(j_b: torch.Tensor, j_x: torch.Tensor, j_gp: torch.Tensor, *, z
 
 
 class DetectorTrainer(TaskTrainer):
+    """Trains J by eq. 6. With detector.input_space="tuned_features" the first ``tuning_steps`` updates
+    fine-tune J's critic copy with its linear logit (same loss, same samples), then the encoder is frozen,
+    the neighbour head stores normal samples in the tuned features, and the remaining updates train the
+    head. ``detector.negatives`` picks the anomalous side: B's samples, G's (a control) or none."""
+
     name = "detector"
 
     def __init__(
@@ -56,30 +64,64 @@ class DetectorTrainer(TaskTrainer):
         engine: Engine,
         latent_dim: int,
         streams: dict[str, torch.Generator],
+        generator: nn.Module | None = None,
+        critic: nn.Module | None = None,
     ) -> None:
         super().__init__(engine=engine, latent_dim=latent_dim, streams=streams)
+        if config.negatives == "generator" and generator is None:
+            raise ValueError("detector.negatives='generator' needs the Task-1 generator")
         self.detector = detector.train()
-        self.boundary = boundary.requires_grad_(False).eval()
-        self.retrained = retrained.requires_grad_(False).eval()
-        self.J = engine.prepare(self.detector, trained=True)
-        self.B = engine.prepare(self.boundary, trained=False)
-        self.G_prime = engine.prepare(self.retrained, trained=False)
         self.config = config
+        self.tuning = hasattr(detector, "classifier")  # a TunedFeatureDetector
+        if self.tuning and critic is None:
+            raise ValueError("detector.input_space='tuned_features' needs the Task-1 critic to start from")
+        self.critic = critic
+        negatives = {"boundary": boundary, "generator": generator, "none": None}[config.negatives]
+        self.negatives = None
+        if negatives is not None:
+            negatives.requires_grad_(False).eval()
+            self.negatives = engine.prepare(negatives, trained=False)
+        self.retrained = retrained.requires_grad_(False).eval()
+        self.G_prime = engine.prepare(self.retrained, trained=False)
         self.models = {"detector": self.detector}
-        self.optimizers = {"detector": adam(self.detector, config.lr)}
+        if self.tuning:
+            self.optimizers = {
+                "tuning": adam(detector.classifier, config.tuning_lr),
+                "detector": adam(detector.head, config.lr),
+            }
+            self.tuned = engine.prepare(detector.classifier, trained=True)
+            self._head_runner: nn.Module | None = None
+        else:
+            self.optimizers = {"detector": adam(self.detector, config.lr)}
+            self._head_runner = engine.prepare(self.detector, trained=True)
+
+    @property
+    def J(self) -> nn.Module:
+        """J's trained part as called in the head's updates. A tuned detector's is prepared once its
+        encoder is frozen (DDP must not register the encoder's parameters, which get no gradient then)."""
+        if self._head_runner is None:
+            self.detector.freeze_encoder()
+            self._head_runner = self.engine.prepare(self.detector, trained=True)
+        return self._head_runner
+
+    def _split_rows(self, x: torch.Tensor) -> None:
+        """A neighbour head's stored rows and the rows J's real batches come from (a stored sample's own
+        distance is zero). At least a tenth (and one row) left for training and calibration; at least one
+        row stored."""
+        order = torch.randperm(x.shape[0], generator=self.streams["batch"]).to(x.device)
+        stored = max(1, min(self.config.head_size, x.shape[0] - max(1, x.shape[0] // 10)))
+        self.buffers["real_index"] = order[stored:]
+        self.buffers["stored_index"] = order[:stored]  # row of x behind each memory entry
 
     def _initialise(self, x: torch.Tensor) -> None:
-        """A prototype head starts at the features of real samples; a neighbour head stores real samples
-        and J's real batches come from the others (a stored sample's own distance is zero). Rank 0's
-        start is shared with every rank."""
+        """A prototype head starts at the features of real samples; a neighbour head stores real samples.
+        Rank 0's start is shared with every rank."""
         count = self.config.head_size
         if getattr(self.detector, "stores_samples", False):
-            order = torch.randperm(x.shape[0], generator=self.streams["batch"]).to(x.device)
-            # At least a tenth (and one row) left for training and calibration; at least one row stored.
-            stored = max(1, min(count, x.shape[0] - max(1, x.shape[0] // 10)))
-            self.buffers["real_index"] = order[stored:]
-            self.buffers["stored_index"] = order[:stored]  # row of x behind each memory entry
-            self.detector.initialise(x[order[:stored]], x[order[stored:][:2048]])
+            if "stored_index" not in self.buffers:
+                self._split_rows(x)
+            stored, real = self.buffers["stored_index"], self.buffers["real_index"]
+            self.detector.initialise(x[stored], x[real[:2048]])
         else:
             self.detector.initialise(
                 sample_batch(x, count, self.streams["batch"]), sample_batch(x, max(count, 512), self.streams["batch"])
@@ -95,21 +137,42 @@ class DetectorTrainer(TaskTrainer):
         pick = torch.randint(0, pool.shape[0], (n,), generator=self.streams["batch"])
         return x[pool[pick.to(pool.device)]]
 
-    def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        # Update J: B(z) anomalous, x and G'(z) normal (eq. 6).
-        if self.step_count == 0 and getattr(self.detector, "needs_initialisation", False):
-            self._initialise(x)
+    def _batches(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """(anomalous, real, retrained) samples of one update; anomalous is None without negatives."""
         n = self.config.batch_size
         real = self._real_batch(x, n)
         if self.config.augment == "strokes":
             real = stroke_augment(real, self.streams["batch"])
         with torch.no_grad():
-            b, gp = self.B(self.latent(n)), self.G_prime(self.latent(n))
-        j_b = self.J(b)
-        terms = detector_loss(j_b, self.J(real), self.J(gp), zeta=self.config.zeta)
-        self.descend("detector", terms["total"])
+            # Latents drawn for the anomalous side in every mode, so the controls see the same G' latents.
+            z = self.latent(n)
+            b = self.negatives(z) if self.negatives is not None else None
+            gp = self.G_prime(self.latent(n))
+        return b, real, gp
+
+    def _update(self, network: nn.Module, optimizer: str, x: torch.Tensor, prefix: str) -> dict[str, torch.Tensor]:
+        b, real, gp = self._batches(x)
+        j_b = network(b) if b is not None else None
+        terms = detector_loss(j_b, network(real), network(gp), zeta=self.config.zeta)
+        self.descend(optimizer, terms["total"])
+        metrics = {f"{prefix}_{k}": v.detach() for k, v in terms.items()}
+        if j_b is not None:  # how active the B term still is: the share of B's samples J does not yet call anomalous
+            metrics[f"{prefix}_boundary_missed"] = (j_b.detach() < 0).float().mean()
+        return metrics
+
+    def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        # Update J: B(z) anomalous, x and G'(z) normal (eq. 6).
+        if self.tuning and self.step_count < self.config.tuning_steps:
+            if self.step_count == 0:
+                self.detector.start_from(self.critic)
+                self._split_rows(x)  # the stored rows stay out of the tuning too
+            metrics = self._update(self.tuned, "tuning", x, "tuning")
+        else:
+            first = self.step_count == (self.config.tuning_steps if self.tuning else 0)
+            if first and getattr(self.detector, "needs_initialisation", False):
+                if self.tuning:
+                    self.detector.freeze_encoder()
+                self._initialise(x)
+            metrics = self._update(self.J, "detector", x, "detector")
         self.step_count += 1
-        metrics = {f"detector_{k}": v.detach() for k, v in terms.items()}
-        # How active the B term still is: the share of B's samples J does not yet call anomalous.
-        metrics["detector_boundary_missed"] = (j_b.detach() < 0).float().mean()
         return metrics
