@@ -1,0 +1,178 @@
+"""Does B shape the image detector? J variants in which B's samples reach the features, each with its
+no-boundary control (issue 17), on MNIST or Fashion-MNIST leave-one-out.
+
+Tasks 1-3 are the quick image preset's, trained once per class and seed (the ``base`` run under
+``--cache``; its J is a 1-step placeholder). Every variant reuses them and trains J alone, so a variant and
+its control differ in J's anomalous samples only: B(z), G(z) in B's place (``_generator``), or none
+(``_none``). Selection uses the validation AUROC (held-out normals vs the left-out class's *train*
+images); the test split only reports. Resumable: finished runs are skipped. From the repository root::
+
+    OMASGAN_DATA=... python -m benchmarks.boundary_features --dataset mnist --classes 0-9 --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.ablation_boundary import _fmt, _parse_classes
+from benchmarks.ablation_detector import _completed, _detector, _reuse_tasks
+from omasgan.checkpoint import atomic_write_text
+from omasgan.data.protocols import make_split
+from omasgan.evaluation.baselines import STATISTICS
+from omasgan.evaluation.metrics import spearman
+from omasgan.evaluation.runner import baseline_metrics, split_metrics
+from omasgan.scoring import fuse_scores
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BASE = {"detector.steps": 1}  # the quick preset's Tasks 1-3; J is trained by each variant
+TUNED = {"detector.input_space": "tuned_features", "detector.steps": 1500, "detector.tuning_steps": 1000}
+VARIANTS: dict[str, dict] = {
+    # The quick preset's J: a neighbour head on the frozen Task-1 critic's features (B reaches its metric only).
+    "neighbours": {},
+    "neighbours_generator": {"detector.negatives": "generator"},
+    # J's critic copy fine-tuned by eq. 6 against B, then the neighbour head on its features.
+    "tuned": TUNED,
+    "tuned_generator": {**TUNED, "detector.negatives": "generator"},
+    "tuned_none": {**TUNED, "detector.negatives": "none"},
+}
+SCORES = ("detector", "tuned_classifier")
+
+
+def _scores(detector, split) -> dict[str, dict[str, np.ndarray]]:
+    """{score name: {query set: values}}: J, and for tuned variants the fine-tuned logit and its fusion
+    with J (each standardised on validation normals)."""
+    sets = split.query_sets()
+    names = SCORES if hasattr(detector.models_.detector, "classifier_logit") else SCORES[:1]
+    by_set = {key: detector._scores(x, names) for key, x in sets.items()}
+    if len(names) > 1:
+        normal = by_set["validation"]
+        for values in by_set.values():
+            values["tuned_fused"] = fuse_scores({k: values[k] for k in names}, normal)
+    return {name: {key: by_set[key][name] for key in sets} for name in by_set["test"]}
+
+
+def run(dataset: str, variants: list[str], classes: list[int], seeds: list[int], cache: Path, out: Path) -> None:
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    for target in classes:
+        split = make_split(dataset, "loo", target)
+        path = out / "runs" / f"{split.name}_baselines.json"
+        if not path.exists():
+            atomic_write_text(path, json.dumps(baseline_metrics(split, names=["knn5"]), indent=1))
+        for seed in seeds:
+            base_dir = cache / f"{split.name}_seed{seed}" / "base"
+            if not _completed(base_dir):
+                start = time.perf_counter()
+                _detector(BASE, seed, base_dir).fit(split.train)
+                atomic_write_text(base_dir / "minutes.json", json.dumps((time.perf_counter() - start) / 60))
+            for name in variants:
+                path = out / "runs" / f"{split.name}_seed{seed}_{name}.json"
+                if path.exists():
+                    continue
+                run_dir = cache / f"{split.name}_seed{seed}" / name
+                detector = _detector({**BASE, **VARIANTS[name]}, seed, run_dir)
+                _reuse_tasks(base_dir, run_dir, detector)
+                start = time.perf_counter()
+                detector.fit(split.train)
+                ink = STATISTICS["more_ink"](split.test)
+                result = {
+                    "split": split.name,
+                    "seed": seed,
+                    "variant": name,
+                    "overrides": VARIANTS[name],
+                    "minutes_detector": (time.perf_counter() - start) / 60,
+                    "minutes_base": json.loads((base_dir / "minutes.json").read_text()),
+                    "scores": {
+                        score: {**split_metrics(values, split), "spearman_with_ink": spearman(values["test"], ink)}
+                        for score, values in _scores(detector, split).items()
+                    },
+                }
+                atomic_write_text(path, json.dumps(result, indent=1))
+                print(
+                    f"{split.name} seed {seed} {name}: "
+                    + ", ".join(
+                        f"{s} val {m['validation_auroc']:.3f} test {m['auroc']:.3f}"
+                        for s, m in result["scores"].items()
+                    ),
+                    flush=True,
+                )
+    (out / "results.md").write_text(table(out))
+
+
+def table(out: Path) -> str:
+    runs = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*_seed*_*.json"))]
+    found = sorted((out / "runs").glob("*_baselines.json"))
+    baselines = {p.name.split("_")[0]: json.loads(p.read_text()) for p in found}
+    lines = [
+        "Tasks 1-3: the quick image preset, once per class and seed; the variants differ in J only. Validation "
+        "AUROC: held-out normal train images vs the left-out class's train images (chooses); test: the whole "
+        "test split (reports). Mean ± SD over the classes run.",
+        "",
+        "| variant · score | runs | validation AUROC | test AUROC | ρ(score, ink) | overrides |",
+        "|---|---|---|---|---|---|",
+    ]
+    rows: dict[tuple[str, str], list[dict]] = {}
+    for record in runs:
+        for score, metrics in record["scores"].items():
+            rows.setdefault((record["variant"], score), []).append({**metrics, "split": record["split"]})
+    for (variant, score), values in sorted(rows.items(), key=lambda item: list(VARIANTS).index(item[0][0])):
+        lines.append(
+            f"| {variant} · {score} | {len(values)} | {_fmt([v['validation_auroc'] for v in values])} | "
+            f"{_fmt([v['auroc'] for v in values])} | {_fmt([v['spearman_with_ink'] for v in values])} | "
+            f"`{json.dumps(VARIANTS[variant])}` |"
+        )
+    for name in ("knn5", "less_ink", "more_ink"):
+        values = [b[name] for b in baselines.values()]
+        lines.append(
+            f"| baseline: {name} | {len(values)} | {_fmt([m['validation_auroc'] for m in values])} | "
+            f"{_fmt([m['auroc'] for m in values])} | | |"
+        )
+    # Paired differences: each variant minus its control, same class and seed.
+    lines += ["", "Paired contribution of B (variant minus control, same class and seed):", "",
+              "| variant · score | control | pairs | validation Δ | test Δ |", "|---|---|---|---|---|"]
+    for (variant, score), values in rows.items():
+        for control in (f"{variant}_generator", f"{variant}_none"):
+            paired = {v["split"]: v for v in rows.get((control, score), [])}
+            pairs = [(v, paired[v["split"]]) for v in values if v["split"] in paired]
+            if pairs:
+                lines.append(
+                    f"| {variant} · {score} | {control} | {len(pairs)} | "
+                    f"{_fmt([a['validation_auroc'] - b['validation_auroc'] for a, b in pairs])} | "
+                    f"{_fmt([a['auroc'] - b['auroc'] for a, b in pairs])} |"
+                )
+    lines += ["", "Test AUROC per class (J's score; seed 0):", ""]
+    names = [n for n in VARIANTS if (n, "detector") in rows]
+    lines += ["| split | " + " | ".join([*names, "kNN-5"]) + " |", "|" + "---|" * (len(names) + 2)]
+    for split in sorted(baselines, key=lambda s: (len(s), s)):
+        cells = []
+        for name in names:
+            found = [v["auroc"] for v in rows[(name, "detector")] if v["split"] == split]
+            cells.append(f"{found[0]:.3f}" if found else "—")
+        lines.append(f"| {split} | " + " | ".join([*cells, f"{baselines[split]['knn5']['auroc']:.3f}"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--classes", default="0-9")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--cache", default=str(REPO_ROOT / "runs" / "boundary_features"))
+    parser.add_argument("--out", help="default: benchmarks/results/boundary_features/<dataset>_loo")
+    parser.add_argument("--table-only", action="store_true", help="rewrite results.md from the recorded runs")
+    args = parser.parse_args()
+    out = Path(args.out or REPO_ROOT / "benchmarks" / "results" / "boundary_features" / f"{args.dataset}_loo")
+    if not args.table_only:
+        run(args.dataset, args.variants.split(","), _parse_classes(args.classes),
+            [int(s) for s in args.seeds.split(",")], Path(args.cache), out)
+    (out / "results.md").write_text(table(out))
+    print((out / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
