@@ -172,6 +172,12 @@ class DetectorConfig:
         "'tuned_features': the first tuning_steps of J's steps fine-tune the critic copy; the rest train the head.",
     )
     tuning_lr: float = _doc(1e-4, "'tuned_features': Adam learning rate of the critic copy and its linear logit.")
+    tuning_anchor: float = _doc(
+        0.0,
+        "'tuned_features': weight of a feature-preservation term in the tuning, the mean squared distance between "
+        "the copy's and the frozen critic's unit features of the real batch; 0 = none. It keeps normal samples' "
+        "neighbourhoods while B's samples move the rest of the feature space.",
+    )
 
 
 @dataclass(frozen=True)
@@ -232,6 +238,10 @@ class OMASGANConfig:
                 "detector.input_space='tuned_features' needs detector.head='neighbours' and 0 < detector.tuning_steps "
                 f"< detector.steps (the head trains after the tuning), got head {self.detector.head!r}, "
                 f"tuning_steps {self.detector.tuning_steps}, steps {self.detector.steps}."
+            )
+        if not 0 <= self.detector.tuning_anchor < float("inf"):
+            raise InvalidInputError(
+                f"detector.tuning_anchor must be finite and >= 0, got {self.detector.tuning_anchor}."
             )
         if self.detector.head_size < 1 or self.detector.feature_rank < 1 or self.detector.local_k < 0:
             raise InvalidInputError(

@@ -65,12 +65,12 @@ class _Forward(nn.Module):
         self.bf16 = options.precision == "bf16"
         self.channels_last = options.channels_last
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, **options) -> torch.Tensor | tuple[torch.Tensor, ...]:
         if self.channels_last and inputs.dim() == 4:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.bf16):
-            out = self.network(inputs)
-        return out.float()
+            out = self.network(inputs, **options)
+        return tuple(part.float() for part in out) if isinstance(out, tuple) else out.float()
 
 
 def _has_spectral_norm(module: nn.Module) -> bool:

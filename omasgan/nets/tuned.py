@@ -32,8 +32,12 @@ class FeatureClassifier(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return unit_features(self.encoder, x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.features(x)).reshape(-1)
+    def forward(self, x: torch.Tensor, with_features: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The logit of each sample; ``with_features`` also returns the unit features it was computed from
+        (one forward, so a DDP-wrapped copy sees one call)."""
+        features = self.features(x)
+        logit = self.linear(features).reshape(-1)
+        return (logit, features) if with_features else logit
 
 
 class TunedFeatureDetector(nn.Module):

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from omasgan.config import DetectorConfig
+from omasgan.nets.features import unit_features
 from omasgan.runtime import Engine
 from omasgan.tasks.base import TaskTrainer, adam, sample_batch
 
@@ -150,10 +151,27 @@ class DetectorTrainer(TaskTrainer):
             gp = self.G_prime(self.latent(n))
         return b, real, gp
 
+    def _anchor_features(self, real: torch.Tensor) -> torch.Tensor:
+        """The frozen Task-1 critic's unit features of ``real``, in eval mode so that its spectral-norm
+        vectors are not advanced."""
+        was_training = self.critic.training
+        with torch.no_grad():
+            features = unit_features(self.critic.eval(), real)
+        self.critic.train(was_training)
+        return features
+
     def _update(self, network: nn.Module, optimizer: str, x: torch.Tensor, prefix: str) -> dict[str, torch.Tensor]:
         b, real, gp = self._batches(x)
         j_b = network(b) if b is not None else None
-        terms = detector_loss(j_b, network(real), network(gp), zeta=self.config.zeta)
+        anchored = prefix == "tuning" and self.config.tuning_anchor > 0
+        if anchored:
+            j_x, features = network(real, with_features=True)
+        else:
+            j_x = network(real)
+        terms = detector_loss(j_b, j_x, network(gp), zeta=self.config.zeta)
+        if anchored:  # normal samples' tuned features held near D's (feature preservation)
+            terms["anchor"] = (features - self._anchor_features(real)).square().sum(1).mean()
+            terms["total"] = terms["total"] + self.config.tuning_anchor * terms["anchor"]
         self.descend(optimizer, terms["total"])
         metrics = {f"{prefix}_{k}": v.detach() for k, v in terms.items()}
         if j_b is not None:  # how active the B term still is: the share of B's samples J does not yet call anomalous

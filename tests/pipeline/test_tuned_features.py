@@ -12,6 +12,7 @@ from omasgan.config import OMASGANConfig
 from omasgan.data import bimodal, bimodal_anomalies
 from omasgan.errors import InvalidInputError
 from omasgan.models import OMASGANModels
+from omasgan.nets.features import unit_features
 from omasgan.nets.tuned import TunedFeatureDetector
 from omasgan.pipeline import OMASGAN, _streams
 from omasgan.runtime import Engine
@@ -146,3 +147,23 @@ def test_tuned_features_options_are_checked():
         _config(**{"detector.input_norm": "per_sample"})
     with pytest.raises(InvalidInputError, match="detector.negatives"):
         OMASGANConfig().with_overrides({"detector.negatives": "shuffled"})
+    for anchor in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(InvalidInputError, match="tuning_anchor"):
+            _config(**{"detector.tuning_anchor": anchor})
+
+
+def test_tuning_anchor_keeps_the_normal_features_near_the_critics(tmp_path):
+    """The feature-preservation term: with a large weight the tuned copy's features of the data stay
+    closer to D's than without it, and the term is logged."""
+    x = torch.from_numpy(bimodal(600, random_state=0))
+    drift = {}
+    for anchor in (0.0, 100.0):
+        config = _config(**{"detector.tuning_anchor": anchor, "detector.tuning_lr": 1e-2})
+        models = OMASGAN(config, tmp_path / str(anchor), device="cpu", verbose=0).fit(x)
+        scaled = models.input_scaler(x)
+        with torch.no_grad():
+            frozen = unit_features(models.critic.eval(), scaled)
+        drift[anchor] = float((models.detector.features(scaled) - frozen).square().sum(1).mean())
+        tuning = [row for row in _metrics(tmp_path / str(anchor)) if "tuning_total" in row]
+        assert ("tuning_anchor" in tuning[0]) == (anchor > 0)
+    assert drift[100.0] < 0.5 * drift[0.0], drift
