@@ -39,6 +39,13 @@ VARIANTS: dict[str, dict] = {
     "tuned": TUNED,
     "tuned_generator": {**TUNED, "detector.negatives": "generator"},
     "tuned_none": {**TUNED, "detector.negatives": "none"},
+    # The same with the normal samples' tuned features held near D's (detector.tuning_anchor), three weights.
+    "anchored1": {**TUNED, "detector.tuning_anchor": 1.0},
+    "anchored1_generator": {**TUNED, "detector.tuning_anchor": 1.0, "detector.negatives": "generator"},
+    "anchored10": {**TUNED, "detector.tuning_anchor": 10.0},
+    "anchored10_generator": {**TUNED, "detector.tuning_anchor": 10.0, "detector.negatives": "generator"},
+    "anchored100": {**TUNED, "detector.tuning_anchor": 100.0},
+    "anchored100_generator": {**TUNED, "detector.tuning_anchor": 100.0, "detector.negatives": "generator"},
 }
 SCORES = ("detector", "tuned_classifier")
 

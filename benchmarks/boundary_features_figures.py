@@ -1,0 +1,130 @@
+"""Figures for benchmarks/boundary_features (issue 17): per-class AUROC bars of a variant, its no-boundary
+control and kNN-5; G and B on the same latents for two classes; score histograms of the weakest class.
+
+Reads the recorded runs and the cached run directories; trains nothing. From the repository root::
+
+    OMASGAN_DATA=... python -m benchmarks.boundary_features_figures --dataset mnist --variant neighbours
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from omasgan.data.protocols import make_split
+from omasgan.models import OMASGANModels
+from omasgan.plots import _pyplot, sample_grid
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _records(out: Path) -> dict[tuple[str, int, str], dict]:
+    found = {}
+    for path in (out / "runs").glob("*_seed*_*.json"):
+        record = json.loads(path.read_text())
+        found[(record["split"], record["seed"], record["variant"])] = record
+    return found
+
+
+def _class_of(split_name: str) -> int:
+    return int(split_name.rsplit("-", 1)[1])
+
+
+def auroc_bars(out: Path, variant: str, control: str, seed: int) -> Path:
+    """Test AUROC per class: the variant, its control and kNN-5 on pixels, side by side."""
+    records = _records(out)
+    splits = sorted({s for (s, r, v) in records if r == seed and v == variant}, key=_class_of)
+    rows = {
+        variant: [records[(s, seed, variant)]["scores"]["detector"]["auroc"] for s in splits],
+        control: [records.get((s, seed, control), {}).get("scores", {}).get("detector", {}).get("auroc", np.nan)
+                  for s in splits],
+        "kNN-5 (pixels)": [json.loads((out / "runs" / f"{s}_baselines.json").read_text())["knn5"]["auroc"]
+                           for s in splits],
+    }
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(splits), 3.2))
+    positions = np.arange(len(splits))
+    width = 0.8 / len(rows)
+    for i, (label, values) in enumerate(rows.items()):
+        ax.bar(positions + (i - 1) * width, values, width, label=f"{label} ({np.nanmean(values):.3f})")
+    ax.set_xticks(positions, [str(_class_of(s)) for s in splits])
+    ax.set_xlabel("left-out class")
+    ax.set_ylabel("test AUROC")
+    ax.set_ylim(0.3, 1.0)
+    ax.axhline(0.5, color="grey", lw=0.5)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = out / f"auroc_bars_{variant}_seed{seed}.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def boundary_pairs(cache: Path, out: Path, dataset: str, classes: list[int], seed: int) -> Path:
+    """G(z) above B(z) on the same latents z (column by column), for each class's Task-1 and Task-2
+    networks: what Task 2 made of each generated sample."""
+    rows = {}
+    for target in classes:
+        models, _ = OMASGANModels.load_run(cache / f"{dataset}-loo-{target}_seed{seed}" / "base")
+        for label, key in (("G", "generator"), ("B", "boundary")):
+            samples = models.sample(key, 10, torch.Generator().manual_seed(seed))
+            rows[f"class {target} left out: {label}(z)"] = samples.cpu().numpy()
+    return sample_grid(rows, out / f"boundary_pairs_seed{seed}.png", n=10)
+
+
+def weakest_histogram(cache: Path, out: Path, dataset: str, variant: str, control: str, seed: int) -> Path:
+    """J's test scores of normals and anomalies for the class where the variant is weakest, beside its
+    control's."""
+    records = _records(out)
+    mine = {s: r["scores"]["detector"]["auroc"] for (s, r_seed, v), r in records.items()
+            if r_seed == seed and v == variant}
+    weakest = min(mine, key=mine.get)
+    split = make_split(dataset, "loo", _class_of(weakest))
+    plt = _pyplot()
+    names = [name for name in (variant, control) if (weakest, seed, name) in records]
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.0), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        models, _ = OMASGANModels.load_run(cache / f"{weakest}_seed{seed}" / name)
+        scores = models.eval().scores(torch.from_numpy(split.test), which=("detector",))["detector"].numpy()
+        bins = np.linspace(*np.percentile(scores, [0.5, 99.5]), 60)
+        ax.hist(scores[split.test_labels == 0], bins, alpha=0.6, density=True, label="normal (test)")
+        ax.hist(scores[split.test_labels == 1], bins, alpha=0.6, density=True, label="anomalous (test)")
+        ax.set_title(f"{weakest}, {name}: AUROC {records[(weakest, seed, name)]['scores']['detector']['auroc']:.3f}",
+                     fontsize=8)
+        ax.set_xlabel("J's score")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / f"histogram_weakest_{variant}_seed{seed}.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
+    parser.add_argument("--variant", default="neighbours")
+    parser.add_argument("--control", help="default: <variant>_generator")
+    parser.add_argument("--pair-classes", default="1,9", help="classes whose G/B pairs are drawn")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", default=str(REPO_ROOT / "runs" / "boundary_features"))
+    parser.add_argument("--out", help="default: benchmarks/results/boundary_features/<dataset>_loo")
+    args = parser.parse_args()
+    out = Path(args.out or REPO_ROOT / "benchmarks" / "results" / "boundary_features" / f"{args.dataset}_loo")
+    control = args.control or f"{args.variant}_generator"
+    cache = Path(args.cache)
+    classes = [int(c) for c in args.pair_classes.split(",")]
+    for path in (
+        auroc_bars(out, args.variant, control, args.seed),
+        boundary_pairs(cache, out, args.dataset, classes, args.seed),
+        weakest_histogram(cache, out, args.dataset, args.variant, control, args.seed),
+    ):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
