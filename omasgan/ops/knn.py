@@ -93,6 +93,8 @@ def _propagate_nonfinite(
 
 
 def _register() -> None:
+    # Fake kernels for torch.compile and opcheck. The autograd kernel is C++ (csrc/autograd.cpp), so a
+    # differentiable call runs no Python beyond this module's argument checks.
     @torch.library.register_fake("omasgan::knn")
     def _knn_fake(x, ref, k):
         torch._check(x.dim() == 2 and ref.dim() == 2, lambda: "knn: x and ref must be 2-D")
@@ -104,20 +106,6 @@ def _register() -> None:
     @torch.library.register_fake("omasgan::knn_backward")
     def _knn_backward_fake(grad_dist, x, ref, index, dist):
         return torch.empty_like(x), torch.empty_like(ref)
-
-    def _setup_context(ctx, inputs, output):
-        x, ref, _k = inputs
-        dist, index = output
-        ctx.mark_non_differentiable(index)
-        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            ctx.save_for_backward(x, ref, index, dist)
-
-    def _backward(ctx, grad_dist, _grad_index):
-        x, ref, index, dist = ctx.saved_tensors
-        grad_x, grad_ref = torch.ops.omasgan.knn_backward.default(grad_dist, x, ref, index, dist)
-        return (grad_x if ctx.needs_input_grad[0] else None, grad_ref if ctx.needs_input_grad[1] else None, None)
-
-    torch.library.register_autograd("omasgan::knn", _backward, setup_context=_setup_context)
 
 
 if _extension.compiled():

@@ -76,6 +76,8 @@ def _propagate_nonfinite(
 
 
 def _register() -> None:
+    # Fake kernels for torch.compile and opcheck. The autograd kernel is C++ (csrc/autograd.cpp), so a
+    # differentiable call runs no Python beyond this module's argument checks.
     @torch.library.register_fake("omasgan::min_distance")
     def _min_distance_fake(x, ref):
         torch._check(x.dim() == 2 and ref.dim() == 2, lambda: "min_distance: x and ref must be 2-D")
@@ -86,20 +88,6 @@ def _register() -> None:
     @torch.library.register_fake("omasgan::min_distance_backward")
     def _min_distance_backward_fake(grad_dist, x, ref, index, dist):
         return torch.empty_like(x), torch.empty_like(ref)
-
-    def _setup_context(ctx, inputs, output):
-        x, ref = inputs
-        dist, index = output
-        ctx.mark_non_differentiable(index)
-        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            ctx.save_for_backward(x, ref, index, dist)
-
-    def _backward(ctx, grad_dist, _grad_index):
-        x, ref, index, dist = ctx.saved_tensors
-        grad_x, grad_ref = torch.ops.omasgan.min_distance_backward.default(grad_dist, x, ref, index, dist)
-        return (grad_x if ctx.needs_input_grad[0] else None, grad_ref if ctx.needs_input_grad[1] else None)
-
-    torch.library.register_autograd("omasgan::min_distance", _backward, setup_context=_setup_context)
 
 
 if _extension.compiled():

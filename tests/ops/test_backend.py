@@ -8,6 +8,9 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+import torch
+
 from omasgan import ops
 
 FALLBACK_SCRIPT = textwrap.dedent(
@@ -68,3 +71,16 @@ def test_doctor_reports_the_backend_cuda_kernels_and_torch(capsys):
     result = subprocess.run([sys.executable, "-m", "omasgan.ops"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "ops_backend" in result.stdout and ops.backend() in result.stdout and torch.__version__ in result.stdout
+
+
+@pytest.mark.skipif(ops.backend() != "compiled", reason="the extension is not built")
+@pytest.mark.parametrize("call", [lambda x, r: ops.min_distance(x, r), lambda x, r: ops.knn(x, r, 2)])
+def test_nearest_operators_differentiate_without_python(call):
+    # Their autograd kernel is C++ (csrc/autograd.cpp): the backward node is no Python autograd.Function,
+    # and only the inputs that require a gradient get one.
+    x, ref = torch.randn(6, 3, requires_grad=True), torch.randn(9, 3)
+    dist, index = call(x, ref)
+    assert not isinstance(dist.grad_fn, torch.autograd.function.BackwardCFunction), type(dist.grad_fn)
+    assert not index.requires_grad
+    dist.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0 and ref.grad is None
