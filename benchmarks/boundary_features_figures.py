@@ -17,7 +17,7 @@ import torch
 
 from omasgan.data.protocols import make_split
 from omasgan.models import OMASGANModels
-from omasgan.plots import _pyplot, sample_grid
+from omasgan.plots import _pyplot, sample_grid, score_histograms
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,24 +84,16 @@ def weakest_histogram(cache: Path, out: Path, dataset: str, variant: str, contro
             if r_seed == seed and v == variant}
     weakest = min(mine, key=mine.get)
     split = make_split(dataset, "loo", _class_of(weakest))
-    plt = _pyplot()
-    names = [name for name in (variant, control) if (weakest, seed, name) in records]
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.0), squeeze=False)
-    for ax, name in zip(axes[0], names, strict=True):
+    scores = {}
+    for name in (variant, control):
+        if (weakest, seed, name) not in records:
+            continue
         models, _ = OMASGANModels.load_run(cache / f"{weakest}_seed{seed}" / name)
-        scores = models.eval().scores(torch.from_numpy(split.test), which=("detector",))["detector"].numpy()
-        bins = np.linspace(*np.percentile(scores, [0.5, 99.5]), 60)
-        ax.hist(scores[split.test_labels == 0], bins, alpha=0.6, density=True, label="normal (test)")
-        ax.hist(scores[split.test_labels == 1], bins, alpha=0.6, density=True, label="anomalous (test)")
-        ax.set_title(f"{weakest}, {name}: AUROC {records[(weakest, seed, name)]['scores']['detector']['auroc']:.3f}",
-                     fontsize=8)
-        ax.set_xlabel("J's score")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out / f"histogram_weakest_{variant}_seed{seed}.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+        auroc = records[(weakest, seed, name)]["scores"]["detector"]["auroc"]
+        values = models.eval().scores(torch.from_numpy(split.test), which=("detector",))["detector"].numpy()
+        scores[f"{weakest}, {name}: J's test AUROC {auroc:.3f}"] = values
+    return score_histograms(scores, split.test_labels, out / f"histogram_weakest_{variant}_seed{seed}.png",
+                            bins=60, clip=0.5)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["boundary_figure", "model_samples", "sample_grid", "table_boundary_figure"]
+__all__ = ["boundary_figure", "model_samples", "sample_grid", "score_histograms", "table_boundary_figure"]
 
 
 def _shown(score: np.ndarray) -> np.ndarray:
@@ -44,6 +44,26 @@ def sample_grid(rows: dict[str, np.ndarray], path: str | Path, n: int = 8) -> Pa
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def score_histograms(
+    scores: dict[str, np.ndarray], labels: np.ndarray, path: str | Path, bins: int = 50, clip: float = 0.0
+) -> Path:
+    """One panel per score: the densities of its values on normal (label 0) and anomalous (label 1)
+    samples; ``clip`` > 0 drops that percentile at each end from the bin range. Writes a PNG."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(scores), figsize=(4 * len(scores), 3), squeeze=False)
+    for ax, (name, values) in zip(axes[0], scores.items(), strict=True):
+        edges = np.linspace(*np.percentile(values, [clip, 100 - clip]), bins + 1)
+        ax.hist(values[labels == 0], edges, alpha=0.6, density=True, label="normal")
+        ax.hist(values[labels == 1], edges, alpha=0.6, density=True, label="anomaly")
+        ax.set_title(name, fontsize=9)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
 

@@ -26,7 +26,7 @@ from omasgan.data.protocols import Split, make_split
 from omasgan.estimator import OMASGANDetector
 from omasgan.evaluation.baselines import STATISTICS, run_baselines
 from omasgan.evaluation.metrics import detection_metrics, spearman
-from omasgan.plots import model_samples
+from omasgan.plots import model_samples, score_histograms
 
 __all__ = ["baseline_metrics", "evaluate", "split_metrics", "summarise"]
 
@@ -54,15 +54,7 @@ def _figures(split: Split, scores: dict[str, np.ndarray], path_stem: Path) -> No
     fig.savefig(f"{path_stem}_roc.png", dpi=90)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, len(scores), figsize=(4 * len(scores), 3))
-    for ax, (name, values) in zip(np.atleast_1d(axes), scores.items(), strict=True):
-        ax.hist(values[split.test_labels == 0], bins=50, alpha=0.6, density=True, label="normal")
-        ax.hist(values[split.test_labels == 1], bins=50, alpha=0.6, density=True, label="anomaly")
-        ax.set_title(name, fontsize=9)
-    np.atleast_1d(axes)[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(f"{path_stem}_hist.png", dpi=90)
-    plt.close(fig)
+    score_histograms(scores, split.test_labels, f"{path_stem}_hist.png")
 
 
 def split_metrics(scores: dict[str, np.ndarray], split: Split) -> dict[str, float]:

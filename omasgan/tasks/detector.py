@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from omasgan.config import DetectorConfig
-from omasgan.nets.features import unit_features
+from omasgan.nets.features import CriticFeatures
 from omasgan.runtime import Engine
 from omasgan.tasks.base import TaskTrainer, adam, sample_batch
 
@@ -77,6 +77,7 @@ class DetectorTrainer(TaskTrainer):
         if self.tuning and critic is None:
             raise ValueError("detector.input_space='tuned_features' needs the Task-1 critic to start from")
         self.critic = critic
+        self._anchor: CriticFeatures | None = None  # detector.tuning_anchor's frozen copy of the critic
         negatives = {"boundary": boundary, "generator": generator, "none": None}[config.negatives]
         self.negatives = None
         if negatives is not None:
@@ -152,13 +153,12 @@ class DetectorTrainer(TaskTrainer):
         return b, real, gp
 
     def _anchor_features(self, real: torch.Tensor) -> torch.Tensor:
-        """The frozen Task-1 critic's unit features of ``real``, in eval mode so that its spectral-norm
-        vectors are not advanced."""
-        was_training = self.critic.training
+        """The trained Task-1 critic's unit features of ``real``, from a frozen eval-mode copy (made at the
+        first anchored update, so after a resume too it copies the trained critic)."""
+        if self._anchor is None:
+            self._anchor = CriticFeatures(self.critic)
         with torch.no_grad():
-            features = unit_features(self.critic.eval(), real)
-        self.critic.train(was_training)
-        return features
+            return self._anchor(real)
 
     def _update(self, network: nn.Module, optimizer: str, x: torch.Tensor, prefix: str) -> dict[str, torch.Tensor]:
         b, real, gp = self._batches(x)
