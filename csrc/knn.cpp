@@ -164,11 +164,7 @@ void knn_backward_cpu_kernel(const scalar_t* grad_dist,  // (N, k)
       const scalar_t* xi = x + i * D;
       scalar_t* gi = grad_x + i * D;
       for (int64_t p = 0; p < k; ++p) {
-        const scalar_t s = scale(i * k + p);
-        const scalar_t* rj = ref + index[i * k + p] * D;
-        for (int64_t d = 0; d < D; ++d) {
-          gi[d] += s * (xi[d] - rj[d]);
-        }
+        cpu::add_scaled_difference(gi, xi, ref + index[i * k + p] * D, scale(i * k + p), D);
       }
     }
   });
@@ -176,13 +172,8 @@ void knn_backward_cpu_kernel(const scalar_t* grad_dist,  // (N, k)
   for (int64_t i = 0; i < N; ++i) {
     const scalar_t* xi = x + i * D;
     for (int64_t p = 0; p < k; ++p) {
-      const scalar_t s = scale(i * k + p);
       const int64_t j = index[i * k + p];
-      const scalar_t* rj = ref + j * D;
-      scalar_t* gj = grad_ref + j * D;
-      for (int64_t d = 0; d < D; ++d) {
-        gj[d] -= s * (xi[d] - rj[d]);
-      }
+      cpu::add_scaled_difference(grad_ref + j * D, xi, ref + j * D, -scale(i * k + p), D);
     }
   }
 }

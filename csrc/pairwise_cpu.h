@@ -14,6 +14,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
@@ -44,10 +45,12 @@ constexpr double unit_roundoff() {
   return std::numeric_limits<scalar_t>::epsilon() / 2;
 }
 
-// Exact squared distance between two rows by direct differences, accumulated in double.
+// Exact squared distance between two rows by direct differences, accumulated in double (a vector
+// reduction reorders the double sum: far below float's rounding).
 template <typename scalar_t>
-inline double exact_sqdist(const scalar_t* a, const scalar_t* b, int64_t dim) {
+OMASGAN_HOT_LOOP double exact_sqdist(const scalar_t* __restrict__ a, const scalar_t* __restrict__ b, int64_t dim) {
   double acc = 0;
+#pragma omp simd reduction(+ : acc)
   for (int64_t d = 0; d < dim; ++d) {
     const double diff = static_cast<double>(a[d]) - static_cast<double>(b[d]);
     acc += diff * diff;
@@ -174,6 +177,26 @@ OMASGAN_HOT_LOOP scalar_t weighted_difference_sum(const scalar_t* __restrict__ c
   return acc;
 }
 
+// g += weight * (a - b), the difference taken in double.
+template <typename scalar_t>
+OMASGAN_HOT_LOOP void add_weighted_difference(scalar_t* __restrict__ g, const scalar_t* __restrict__ a,
+                                              const scalar_t* __restrict__ b, double weight, int64_t dim) {
+#pragma omp simd
+  for (int64_t d = 0; d < dim; ++d) {
+    g[d] += static_cast<scalar_t>(weight * (static_cast<double>(a[d]) - static_cast<double>(b[d])));
+  }
+}
+
+// g += s * (a - b) in the input precision.
+template <typename scalar_t>
+OMASGAN_HOT_LOOP void add_scaled_difference(scalar_t* __restrict__ g, const scalar_t* __restrict__ a,
+                                            const scalar_t* __restrict__ b, scalar_t s, int64_t dim) {
+#pragma omp simd
+  for (int64_t d = 0; d < dim; ++d) {
+    g[d] += s * (a[d] - b[d]);
+  }
+}
+
 // out = src - centre; returns ||out||^2.
 template <typename scalar_t>
 OMASGAN_HOT_LOOP scalar_t centre_row(const scalar_t* __restrict__ src, const scalar_t* __restrict__ centre,
@@ -219,42 +242,51 @@ class SqDistTiler {
   void set_cols(int64_t c0, int64_t c1) {
     c0_ = c0;
     c1_ = c1;
-    const int64_t nc = c1 - c0;
     if (direct_) {
-      // (dim, n_cols): columns contiguous per feature so the inner loop vectorises.
-      col_transposed_.resize(dim_ * nc);
-      for (int64_t j = 0; j < nc; ++j) {
-        for (int64_t d = 0; d < dim_; ++d) {
-          col_transposed_[d * nc + j] = cols_[(c0 + j) * dim_ + d];
-        }
-      }
+      transpose_cols();
       return;
     }
     centre_block(cols_, c0, c1, &col_centred_, &col_sqnorm_);
-    const double max_col_norm =
-        std::sqrt(static_cast<double>(*std::max_element(col_sqnorm_.begin(), col_sqnorm_.end())));
-    // Worst-case error of a candidate: (dim+8) u ||r|| ||c|| from the dot product plus the norms' own
-    // rounding and the centring, i.e. at most (dim+8) u (||r|| + max ||c||)^2 for every column.
-    row_error_bound_.resize(n_rows());
-    for (int64_t i = 0; i < n_rows(); ++i) {
-      const double root = std::sqrt(static_cast<double>(row_sqnorm_[i])) + max_col_norm;
-      row_error_bound_[i] = static_cast<double>(dim_ + 8) * unit_roundoff<scalar_t>() * root * root;
+    set_error_bounds();
+  }
+
+  // The columns are the current rows (a matrix against itself, rows_ == cols_): the centred rows are
+  // shared instead of centred a second time.
+  void set_cols_to_rows() {
+    TORCH_INTERNAL_ASSERT(rows_ == cols_, "set_cols_to_rows needs one matrix as rows and columns");
+    c0_ = r0_;
+    c1_ = r1_;
+    if (direct_) {
+      transpose_cols();
+      return;
     }
+    col_centred_ = row_centred_;
+    col_sqnorm_ = row_sqnorm_;
+    set_error_bounds();
   }
 
   // Candidate squared distances, (n_rows, n_cols) row-major into a contiguous tile-sized buffer.
   void approx(at::Tensor& out) {
-    const int64_t nr = n_rows(), nc = n_cols();
+    gemm_dots(out);
     scalar_t* o = out.data_ptr<scalar_t>();
-    if (direct_) {
-      for (int64_t i = 0; i < nr; ++i) {
-        direct_sqdist_row(row(i), col_transposed_.data(), dim_, nc, o + i * nc);
-      }
-      return;
+    for (int64_t i = 0; i < n_rows(); ++i) {
+      finish_row(i, o + i * n_cols());
     }
-    at::mm_out(out, row_centred_, col_centred_.t());
-    for (int64_t i = 0; i < nr; ++i) {
-      dots_to_sqdist(o + i * nc, col_sqnorm_.data(), row_sqnorm_[i], nc);
+  }
+
+  // approx in two steps, so that callers can run the rows in parallel around one (BLAS-threaded) GEMM:
+  // gemm_dots writes the dot products (gemm mode; nothing in direct mode), then finish_row turns row i
+  // of them into candidate squared distances (direct mode: computes them). finish_row is thread-safe.
+  void gemm_dots(at::Tensor& out) {
+    if (!direct_) {
+      at::mm_out(out, row_centred_, col_centred_.t());
+    }
+  }
+  void finish_row(int64_t i, scalar_t* out_row) const {
+    if (direct_) {
+      direct_sqdist_row(row(i), col_transposed_.data(), dim_, n_cols(), out_row);
+    } else {
+      dots_to_sqdist(out_row, col_sqnorm_.data(), row_sqnorm_[i], n_cols());
     }
   }
 
@@ -310,13 +342,16 @@ class SqDistTiler {
     const scalar_t* c = coef.data_ptr<scalar_t>();
     scalar_t* g = grad_rows.data_ptr<scalar_t>();
     if (direct_) {
-      for (int64_t i = 0; i < nr; ++i) {
-        const scalar_t* r = row(i);
-        const scalar_t* ci = c + i * nc;
-        for (int64_t d = 0; d < dim_; ++d) {
-          g[i * dim_ + d] += weighted_difference_sum(ci, col_transposed_.data() + d * nc, r[d], nc);
+      // Rows in parallel (inline when called inside a parallel region): each writes its own gradient row.
+      at::parallel_for(0, nr, 16, [&](int64_t i_begin, int64_t i_end) {
+        for (int64_t i = i_begin; i < i_end; ++i) {
+          const scalar_t* r = row(i);
+          const scalar_t* ci = c + i * nc;
+          for (int64_t d = 0; d < dim_; ++d) {
+            g[i * dim_ + d] += weighted_difference_sum(ci, col_transposed_.data() + d * nc, r[d], nc);
+          }
         }
-      }
+      });
       return;
     }
     at::Tensor row_sums = coef.sum(1, /*keepdim=*/true);
@@ -326,15 +361,33 @@ class SqDistTiler {
 
   // grad_rows(i, :) += weight * (row_i - col_j), by direct differences.
   void add_exact_difference(int64_t i, int64_t j, double weight, at::Tensor& grad_rows) const {
-    scalar_t* g = grad_rows.data_ptr<scalar_t>() + i * dim_;
-    const scalar_t* r = row(i);
-    const scalar_t* c = col(j);
-    for (int64_t d = 0; d < dim_; ++d) {
-      g[d] += static_cast<scalar_t>(weight * (static_cast<double>(r[d]) - static_cast<double>(c[d])));
-    }
+    add_weighted_difference(grad_rows.data_ptr<scalar_t>() + i * dim_, row(i), col(j), weight, dim_);
   }
 
  private:
+  // (dim, n_cols): columns contiguous per feature so direct mode's inner loop vectorises.
+  void transpose_cols() {
+    const int64_t nc = n_cols();
+    col_transposed_.resize(dim_ * nc);
+    for (int64_t j = 0; j < nc; ++j) {
+      for (int64_t d = 0; d < dim_; ++d) {
+        col_transposed_[d * nc + j] = cols_[(c0_ + j) * dim_ + d];
+      }
+    }
+  }
+
+  // Worst-case error of a candidate: (dim+8) u ||r|| ||c|| from the dot product plus the norms' own
+  // rounding and the centring, i.e. at most (dim+8) u (||r|| + max ||c||)^2 for every column.
+  void set_error_bounds() {
+    const double max_col_norm =
+        std::sqrt(static_cast<double>(*std::max_element(col_sqnorm_.begin(), col_sqnorm_.end())));
+    row_error_bound_.resize(n_rows());
+    for (int64_t i = 0; i < n_rows(); ++i) {
+      const double root = std::sqrt(static_cast<double>(row_sqnorm_[i])) + max_col_norm;
+      row_error_bound_[i] = static_cast<double>(dim_ + 8) * unit_roundoff<scalar_t>() * root * root;
+    }
+  }
+
   // Centre rows [b0, b1) by the common centre, in the input precision (vectorised); the rounding
   // this adds is covered by error_bound's (dim + 8) factor.
   void centre_block(const scalar_t* data, int64_t b0, int64_t b1, at::Tensor* centred,

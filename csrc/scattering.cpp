@@ -7,8 +7,9 @@
 // caller (omasgan/ops/scattering.py, by a memory budget):
 //  - recompute (scattering, scattering_backward): column tiles of kColTile; backward recomputes every
 //    pairwise tile. Memory O(N + tile).
-//  - pairs (scattering_with_pairs, scattering_backward_from_pairs): one column tile of all N, and the
-//    forward returns the refined (N, N) squared-distance matrices, which backward reads instead of
+//  - pairs (scattering_with_pairs, scattering_backward_from_pairs): the whole (N, N) matrices at once,
+//    one GEMM per space (threaded by BLAS, the points centred once) and the rows in parallel around it;
+//    the forward returns the refined squared-distance matrices, which backward reads instead of
 //    recomputing the two distance GEMMs. Memory O(N^2). The same refinement makes it as exact.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -74,30 +75,25 @@ struct ScatteringTiles {
     data.set_rows(r0, r1);
   }
   void set_cols(int64_t c0, int64_t c1) {
-    place_cols(c0, c1);
-    latent.approx(latent_sq);
-    data.approx(data_sq);
-  }
-
-  // All N columns, with the squared distances of rows [r0, r0 + n_rows) read from the (N, N) matrices a
-  // forward kept (already refined) instead of computed.
-  void set_all_cols_from(const scalar_t* latent_pairs, const scalar_t* data_pairs, int64_t r0, int64_t N) {
-    place_cols(0, N);
-    std::copy_n(latent_pairs + r0 * N, latent.n_rows() * N, latent_sq.template data_ptr<scalar_t>());
-    std::copy_n(data_pairs + r0 * N, data.n_rows() * N, data_sq.template data_ptr<scalar_t>());
-  }
-
-  void place_cols(int64_t c0, int64_t c1) {
     latent.set_cols(c0, c1);
     data.set_cols(c0, c1);
     const auto options = at::CPU(c10::CppTypeToScalarType<scalar_t>::value);
     latent_sq = at::empty({latent.n_rows(), c1 - c0}, options);
     data_sq = at::empty({data.n_rows(), c1 - c0}, options);
+    latent.approx(latent_sq);
+    data.approx(data_sq);
+  }
+
+  // Every row against every column (the pairs strategy), centring each matrix once.
+  void set_whole(int64_t N) {
+    set_rows(0, N);
+    latent.set_cols_to_rows();
+    data.set_cols_to_rows();
   }
 
   cpu::SqDistTiler<scalar_t> latent;  // z: (N, L)
   cpu::SqDistTiler<scalar_t> data;    // x: (N, D)
-  at::Tensor latent_sq, data_sq;      // candidate squared distances of the current tile
+  at::Tensor latent_sq, data_sq;      // recompute strategy: candidate squared distances of the current tile
 };
 
 struct ScatteringGeometry {
@@ -113,11 +109,7 @@ template <typename scalar_t>
 void scattering_cpu_kernel(const scalar_t* z,  // (N, L)
                            const scalar_t* x,  // (N, D)
                            int64_t N, int64_t L, int64_t D, double eps,
-                           scalar_t* s,                // (N,)
-                           scalar_t* latent_pairs,     // (N, N) or nullptr: keep the refined a^2 ...
-                           scalar_t* data_pairs) {     // (N, N) or nullptr: ... and b^2 (pairs strategy)
-  const bool keep = latent_pairs != nullptr;
-  const int64_t col_tile = keep ? N : cpu::kColTile;
+                           scalar_t* s) {      // (N,)
   const auto geo = geometry(N, L, D);
   const auto cz = L > cpu::kDirectMaxDim ? cpu::column_mean(z, N, L) : std::vector<double>();
   const auto cx = D > cpu::kDirectMaxDim ? cpu::column_mean(x, N, D) : std::vector<double>();
@@ -128,8 +120,8 @@ void scattering_cpu_kernel(const scalar_t* z,  // (N, L)
       const int64_t r0 = b * geo.block, r1 = std::min(N, r0 + geo.block);
       tiles.set_rows(r0, r1);
       std::vector<double> sums(r1 - r0, 0.0);
-      for (int64_t c0 = 0; c0 < N; c0 += col_tile) {
-        const int64_t c1 = std::min(N, c0 + col_tile);
+      for (int64_t c0 = 0; c0 < N; c0 += cpu::kColTile) {
+        const int64_t c1 = std::min(N, c0 + cpu::kColTile);
         tiles.set_cols(c0, c1);
         scalar_t* a_sq = tiles.latent_sq.template data_ptr<scalar_t>();
         scalar_t* b_sq = tiles.data_sq.template data_ptr<scalar_t>();
@@ -140,10 +132,6 @@ void scattering_cpu_kernel(const scalar_t* z,  // (N, L)
           near.clear();
           tiles.latent.refine_small(i, a_row, near);
           tiles.data.refine_small(i, b_row, near);
-          if (keep) {  // before the self pair is blanked: backward blanks it again
-            std::copy_n(a_row, N, latent_pairs + (r0 + i) * N);
-            std::copy_n(b_row, N, data_pairs + (r0 + i) * N);
-          }
           exclude_self_pair(r0 + i, c0, c1, a_row, b_row);
           sums[i] += static_cast<double>(ratio_sum(a_row, b_row, static_cast<scalar_t>(eps), nc));
         }
@@ -155,25 +143,86 @@ void scattering_cpu_kernel(const scalar_t* z,  // (N, L)
   });
 }
 
+// Rows per parallel task of the pairs strategy's row loops (each row costs O(N)).
+constexpr int64_t kPairRowGrain = 16;
+
+// The pairs strategy's forward: s, and the refined (N, N) squared distances (self pairs included).
+template <typename scalar_t>
+void scattering_pairs_cpu_kernel(const scalar_t* z, const scalar_t* x, int64_t N, int64_t L, int64_t D, double eps,
+                                 scalar_t* s, at::Tensor& latent_pairs, at::Tensor& data_pairs) {
+  const auto cz = L > cpu::kDirectMaxDim ? cpu::column_mean(z, N, L) : std::vector<double>();
+  const auto cx = D > cpu::kDirectMaxDim ? cpu::column_mean(x, N, D) : std::vector<double>();
+  ScatteringTiles<scalar_t> tiles(z, x, L, D, &cz, &cx);
+  tiles.set_whole(N);
+  tiles.latent.gemm_dots(latent_pairs);
+  tiles.data.gemm_dots(data_pairs);
+  scalar_t* a_sq = latent_pairs.data_ptr<scalar_t>();
+  scalar_t* b_sq = data_pairs.data_ptr<scalar_t>();
+  const auto e = static_cast<scalar_t>(eps);
+  at::parallel_for(0, N, kPairRowGrain, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> near;
+    for (int64_t i = begin; i < end; ++i) {
+      scalar_t* a_row = a_sq + i * N;
+      scalar_t* b_row = b_sq + i * N;
+      tiles.latent.finish_row(i, a_row);
+      tiles.data.finish_row(i, b_row);
+      near.clear();
+      tiles.latent.refine_small(i, a_row, near);
+      tiles.data.refine_small(i, b_row, near);
+      // The self pair is not a neighbour: sum around it (the kept matrices keep its entry).
+      const double sum = static_cast<double>(ratio_sum(a_row, b_row, e, i)) +
+                         static_cast<double>(ratio_sum(a_row + i + 1, b_row + i + 1, e, N - i - 1));
+      s[i] = static_cast<scalar_t>(sum / static_cast<double>(N - 1));
+    }
+  });
+}
+
+// Pair {i, j} enters s_i and s_j, so L = sum_{i<j} w_ij a_ij / (b_ij + eps), w_ij = (g_i + g_j)/(N-1):
+//   dL/dx_i = sum_j cx_ij (x_i - x_j),  cx_ij = -w_ij a_ij / ((b_ij + eps)^2 b_ij)   (0 when b_ij = 0)
+//   dL/dz_i = sum_j cz_ij (z_i - z_j),  cz_ij =  w_ij / ((b_ij + eps) a_ij)          (0 when a_ij = 0)
+// One row of coefficients against columns [c0, c0 + nc) into cz_row and cx_row. Near pairs (a large
+// coefficient on a tiny difference) are added to the gradient rows by exact differences here and their
+// coefficients zeroed, so accumulate_weighted_differences takes only the rest.
+template <typename scalar_t>
+void row_coefficients(ScatteringTiles<scalar_t>& tiles, int64_t i, int64_t row, int64_t c0, int64_t nc,
+                      scalar_t* a_row, scalar_t* b_row, const scalar_t* grad_s, scalar_t inv_pairs, double eps,
+                      scalar_t* cz_row, scalar_t* cx_row, at::Tensor& grad_z_rows, at::Tensor& grad_x_rows,
+                      std::vector<int64_t>& near_latent, std::vector<int64_t>& near_data) {
+  near_latent.clear();
+  near_data.clear();
+  // Kept pairs are refined already; this finds the near pairs again (recomputing them costs little).
+  tiles.latent.refine_small(i, a_row, near_latent);
+  tiles.data.refine_small(i, b_row, near_data);
+  exclude_self_pair(row, c0, c0 + nc, a_row, b_row);
+  gradient_coefficients(a_row, b_row, grad_s[row], grad_s + c0, inv_pairs, static_cast<scalar_t>(eps), nc, cz_row,
+                        cx_row);
+  for (const int64_t j : near_data) {
+    if (row != c0 + j) {
+      tiles.data.add_exact_difference(i, j, cx_row[j], grad_x_rows);
+    }
+    cx_row[j] = 0;
+  }
+  for (const int64_t j : near_latent) {
+    if (row != c0 + j) {
+      tiles.latent.add_exact_difference(i, j, cz_row[j], grad_z_rows);
+    }
+    cz_row[j] = 0;
+  }
+}
+
+// The recompute strategy's backward: row blocks in parallel, every pairwise tile recomputed.
 template <typename scalar_t>
 void scattering_backward_cpu_kernel(const scalar_t* grad_s,  // (N,)
                                     const scalar_t* z,       // (N, L)
                                     const scalar_t* x,       // (N, D)
                                     int64_t N, int64_t L, int64_t D, double eps,
-                                    const scalar_t* latent_pairs,  // (N, N) from the forward, or nullptr
-                                    const scalar_t* data_pairs,    // (N, N) from the forward, or nullptr
                                     scalar_t* grad_z,    // (N, L)
                                     scalar_t* grad_x) {  // (N, D)
-  // Pair {i, j} enters s_i and s_j, so L = sum_{i<j} w_ij a_ij / (b_ij + eps), w_ij = (g_i + g_j)/(N-1):
-  //   dL/dx_i = sum_j cx_ij (x_i - x_j),  cx_ij = -w_ij a_ij / ((b_ij + eps)^2 b_ij)   (0 when b_ij = 0)
-  //   dL/dz_i = sum_j cz_ij (z_i - z_j),  cz_ij =  w_ij / ((b_ij + eps) a_ij)          (0 when a_ij = 0)
   const auto geo = geometry(N, L, D);
   const auto cz = L > cpu::kDirectMaxDim ? cpu::column_mean(z, N, L) : std::vector<double>();
   const auto cx = D > cpu::kDirectMaxDim ? cpu::column_mean(x, N, D) : std::vector<double>();
   const scalar_t inv_pairs = static_cast<scalar_t>(1.0 / static_cast<double>(N - 1));
   const auto options = at::CPU(c10::CppTypeToScalarType<scalar_t>::value);
-  const bool kept = latent_pairs != nullptr;
-  const int64_t col_tile = kept ? N : cpu::kColTile;
   at::parallel_for(0, geo.n_blocks, 1, [&](int64_t b_begin, int64_t b_end) {
     ScatteringTiles<scalar_t> tiles(z, x, L, D, &cz, &cx);
     std::vector<int64_t> near_latent, near_data;
@@ -182,43 +231,17 @@ void scattering_backward_cpu_kernel(const scalar_t* grad_s,  // (N,)
       tiles.set_rows(r0, r1);
       at::Tensor grad_z_rows = at::zeros({nr, L}, options);
       at::Tensor grad_x_rows = at::zeros({nr, D}, options);
-      for (int64_t c0 = 0; c0 < N; c0 += col_tile) {
-        const int64_t c1 = std::min(N, c0 + col_tile), nc = c1 - c0;
-        if (kept) {
-          tiles.set_all_cols_from(latent_pairs, data_pairs, r0, N);
-        } else {
-          tiles.set_cols(c0, c1);
-        }
+      for (int64_t c0 = 0; c0 < N; c0 += cpu::kColTile) {
+        const int64_t c1 = std::min(N, c0 + cpu::kColTile), nc = c1 - c0;
+        tiles.set_cols(c0, c1);
         scalar_t* a_sq = tiles.latent_sq.template data_ptr<scalar_t>();
         scalar_t* b_sq = tiles.data_sq.template data_ptr<scalar_t>();
         at::Tensor coef_z = at::empty({nr, nc}, options);
         at::Tensor coef_x = at::empty({nr, nc}, options);
         for (int64_t i = 0; i < nr; ++i) {
-          scalar_t* a_row = a_sq + i * nc;
-          scalar_t* b_row = b_sq + i * nc;
-          scalar_t* cz_row = coef_z.data_ptr<scalar_t>() + i * nc;
-          scalar_t* cx_row = coef_x.data_ptr<scalar_t>() + i * nc;
-          near_latent.clear();
-          near_data.clear();
-          // Kept pairs are refined already; this finds the near pairs again (recomputing them costs little).
-          tiles.latent.refine_small(i, a_row, near_latent);
-          tiles.data.refine_small(i, b_row, near_data);
-          exclude_self_pair(r0 + i, c0, c1, a_row, b_row);
-          gradient_coefficients(a_row, b_row, grad_s[r0 + i], grad_s + c0, inv_pairs, static_cast<scalar_t>(eps), nc,
-                                cz_row, cx_row);
-          // Near pairs: a large coefficient on a tiny difference, so take the difference exactly.
-          for (const int64_t j : near_data) {
-            if (r0 + i != c0 + j) {
-              tiles.data.add_exact_difference(i, j, cx_row[j], grad_x_rows);
-            }
-            cx_row[j] = 0;
-          }
-          for (const int64_t j : near_latent) {
-            if (r0 + i != c0 + j) {
-              tiles.latent.add_exact_difference(i, j, cz_row[j], grad_z_rows);
-            }
-            cz_row[j] = 0;
-          }
+          row_coefficients(tiles, i, r0 + i, c0, nc, a_sq + i * nc, b_sq + i * nc, grad_s, inv_pairs, eps,
+                           coef_z.data_ptr<scalar_t>() + i * nc, coef_x.data_ptr<scalar_t>() + i * nc, grad_z_rows,
+                           grad_x_rows, near_latent, near_data);
         }
         tiles.latent.accumulate_weighted_differences(coef_z, grad_z_rows);
         tiles.data.accumulate_weighted_differences(coef_x, grad_x_rows);
@@ -229,6 +252,35 @@ void scattering_backward_cpu_kernel(const scalar_t* grad_s,  // (N,)
   });
 }
 
+// The pairs strategy's backward: coefficient rows in parallel from the kept matrices, then one GEMM per
+// space for the weighted differences.
+template <typename scalar_t>
+void scattering_backward_pairs_cpu_kernel(const scalar_t* grad_s, const scalar_t* z, const scalar_t* x, int64_t N,
+                                          int64_t L, int64_t D, double eps, const scalar_t* latent_pairs,
+                                          const scalar_t* data_pairs, at::Tensor& grad_z, at::Tensor& grad_x) {
+  const auto cz = L > cpu::kDirectMaxDim ? cpu::column_mean(z, N, L) : std::vector<double>();
+  const auto cx = D > cpu::kDirectMaxDim ? cpu::column_mean(x, N, D) : std::vector<double>();
+  const scalar_t inv_pairs = static_cast<scalar_t>(1.0 / static_cast<double>(N - 1));
+  const auto options = at::CPU(c10::CppTypeToScalarType<scalar_t>::value);
+  ScatteringTiles<scalar_t> tiles(z, x, L, D, &cz, &cx);
+  tiles.set_whole(N);
+  at::Tensor coef_z = at::empty({N, N}, options);
+  at::Tensor coef_x = at::empty({N, N}, options);
+  at::parallel_for(0, N, kPairRowGrain, [&](int64_t begin, int64_t end) {
+    std::vector<scalar_t> a_row(N), b_row(N);  // the kept rows are read-only: refine copies
+    std::vector<int64_t> near_latent, near_data;
+    for (int64_t i = begin; i < end; ++i) {
+      std::copy_n(latent_pairs + i * N, N, a_row.data());
+      std::copy_n(data_pairs + i * N, N, b_row.data());
+      row_coefficients(tiles, i, i, 0, N, a_row.data(), b_row.data(), grad_s, inv_pairs, eps,
+                       coef_z.data_ptr<scalar_t>() + i * N, coef_x.data_ptr<scalar_t>() + i * N, grad_z, grad_x,
+                       near_latent, near_data);
+    }
+  });
+  tiles.latent.accumulate_weighted_differences(coef_z, grad_z);
+  tiles.data.accumulate_weighted_differences(coef_x, grad_x);
+}
+
 at::Tensor scattering_cpu(const at::Tensor& z, const at::Tensor& x, double eps) {
   check_scattering_args(z, x, eps);
   TORCH_INTERNAL_ASSERT(z.device().is_cpu() && x.device().is_cpu());
@@ -237,7 +289,7 @@ at::Tensor scattering_cpu(const at::Tensor& z, const at::Tensor& x, double eps) 
   at::Tensor s = at::empty({N}, xc.options());
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "scattering_cpu", [&] {
     scattering_cpu_kernel<scalar_t>(zc.data_ptr<scalar_t>(), xc.data_ptr<scalar_t>(), N, L, D, eps,
-                                    s.data_ptr<scalar_t>(), nullptr, nullptr);
+                                    s.data_ptr<scalar_t>());
   });
   return s;
 }
@@ -252,9 +304,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> scattering_with_pairs_cpu(const a
   at::Tensor latent_pairs = at::empty({N, N}, xc.options());
   at::Tensor data_pairs = at::empty({N, N}, xc.options());
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "scattering_with_pairs_cpu", [&] {
-    scattering_cpu_kernel<scalar_t>(zc.data_ptr<scalar_t>(), xc.data_ptr<scalar_t>(), N, L, D, eps,
-                                    s.data_ptr<scalar_t>(), latent_pairs.data_ptr<scalar_t>(),
-                                    data_pairs.data_ptr<scalar_t>());
+    scattering_pairs_cpu_kernel<scalar_t>(zc.data_ptr<scalar_t>(), xc.data_ptr<scalar_t>(), N, L, D, eps,
+                                          s.data_ptr<scalar_t>(), latent_pairs, data_pairs);
   });
   return {s, latent_pairs, data_pairs};
 }
@@ -269,8 +320,8 @@ std::tuple<at::Tensor, at::Tensor> scattering_backward_cpu(const at::Tensor& gra
   at::Tensor grad_x = at::empty_like(xc);
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "scattering_backward_cpu", [&] {
     scattering_backward_cpu_kernel<scalar_t>(gc.data_ptr<scalar_t>(), zc.data_ptr<scalar_t>(),
-                                             xc.data_ptr<scalar_t>(), N, L, D, eps, nullptr, nullptr,
-                                             grad_z.data_ptr<scalar_t>(), grad_x.data_ptr<scalar_t>());
+                                             xc.data_ptr<scalar_t>(), N, L, D, eps, grad_z.data_ptr<scalar_t>(),
+                                             grad_x.data_ptr<scalar_t>());
   });
   return {grad_z, grad_x};
 }
@@ -288,13 +339,12 @@ std::tuple<at::Tensor, at::Tensor> scattering_backward_from_pairs_cpu(const at::
   TORCH_INTERNAL_ASSERT(x.device().is_cpu());
   const at::Tensor gc = grad_s.contiguous(), zc = z.contiguous(), xc = x.contiguous();
   const at::Tensor lp = latent_pairs.contiguous(), dp = data_pairs.contiguous();
-  at::Tensor grad_z = at::empty_like(zc);
-  at::Tensor grad_x = at::empty_like(xc);
+  at::Tensor grad_z = at::zeros_like(zc);
+  at::Tensor grad_x = at::zeros_like(xc);
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "scattering_backward_from_pairs_cpu", [&] {
-    scattering_backward_cpu_kernel<scalar_t>(gc.data_ptr<scalar_t>(), zc.data_ptr<scalar_t>(),
-                                             xc.data_ptr<scalar_t>(), N, L, D, eps, lp.data_ptr<scalar_t>(),
-                                             dp.data_ptr<scalar_t>(), grad_z.data_ptr<scalar_t>(),
-                                             grad_x.data_ptr<scalar_t>());
+    scattering_backward_pairs_cpu_kernel<scalar_t>(gc.data_ptr<scalar_t>(), zc.data_ptr<scalar_t>(),
+                                                   xc.data_ptr<scalar_t>(), N, L, D, eps, lp.data_ptr<scalar_t>(),
+                                                   dp.data_ptr<scalar_t>(), grad_z, grad_x);
   });
   return {grad_z, grad_x};
 }
