@@ -23,9 +23,7 @@ from benchmarks.ablation_boundary import _fmt, _parse_classes
 from benchmarks.ablation_detector import _completed, _detector, _reuse_tasks
 from omasgan.checkpoint import atomic_write_text
 from omasgan.data.protocols import make_split
-from omasgan.evaluation.baselines import STATISTICS
-from omasgan.evaluation.metrics import spearman
-from omasgan.evaluation.runner import baseline_metrics, split_metrics
+from omasgan.evaluation.runner import baseline_metrics, feature_baseline_metrics, score_metrics
 from omasgan.scoring import fuse_scores
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +46,8 @@ VARIANTS: dict[str, dict] = {
     "anchored100_generator": {**TUNED, "detector.tuning_anchor": 100.0, "detector.negatives": "generator"},
 }
 SCORES = ("detector", "tuned_classifier")
+PIXEL_BASELINES = ("knn5", "lof")
+FEATURE_BASELINES = ("feature_knn1", "feature_lof")  # in the base run's Task-1 critic features, per seed
 
 
 def _scores(detector, split) -> dict[str, dict[str, np.ndarray]]:
@@ -63,19 +63,31 @@ def _scores(detector, split) -> dict[str, dict[str, np.ndarray]]:
     return {name: {key: by_set[key][name] for key in sets} for name in by_set["test"]}
 
 
+def _pixel_baselines(split, path: Path) -> None:
+    """kNN-5 and LOF on pixels and the image statistics; LOF is added to a record made without it."""
+    record = json.loads(path.read_text()) if path.exists() else {}
+    missing = [name for name in PIXEL_BASELINES if name not in record]
+    if missing:
+        record.update(baseline_metrics(split, names=missing))
+        atomic_write_text(path, json.dumps(record, indent=1))
+
+
 def run(dataset: str, variants: list[str], classes: list[int], seeds: list[int], cache: Path, out: Path) -> None:
     (out / "runs").mkdir(parents=True, exist_ok=True)
     for target in classes:
         split = make_split(dataset, "loo", target)
-        path = out / "runs" / f"{split.name}_baselines.json"
-        if not path.exists():
-            atomic_write_text(path, json.dumps(baseline_metrics(split, names=["knn5"]), indent=1))
+        _pixel_baselines(split, out / "runs" / f"{split.name}_baselines.json")
         for seed in seeds:
             base_dir = cache / f"{split.name}_seed{seed}" / "base"
             if not _completed(base_dir):
                 start = time.perf_counter()
                 _detector(BASE, seed, base_dir).fit(split.train)
                 atomic_write_text(base_dir / "minutes.json", json.dumps((time.perf_counter() - start) / 60))
+            path = out / "feature_baselines" / f"{split.name}_seed{seed}.json"
+            if not path.exists():  # the base run is complete: fit() only reloads its networks
+                models = _detector(BASE, seed, base_dir).fit(split.train).models_
+                path.parent.mkdir(exist_ok=True)
+                atomic_write_text(path, json.dumps(feature_baseline_metrics(models, split), indent=1))
             for name in variants:
                 path = out / "runs" / f"{split.name}_seed{seed}_{name}.json"
                 if path.exists():
@@ -85,7 +97,6 @@ def run(dataset: str, variants: list[str], classes: list[int], seeds: list[int],
                 _reuse_tasks(base_dir, run_dir, detector)
                 start = time.perf_counter()
                 detector.fit(split.train)
-                ink = STATISTICS["more_ink"](split.test)
                 result = {
                     "split": split.name,
                     "seed": seed,
@@ -94,8 +105,7 @@ def run(dataset: str, variants: list[str], classes: list[int], seeds: list[int],
                     "minutes_detector": (time.perf_counter() - start) / 60,
                     "minutes_base": json.loads((base_dir / "minutes.json").read_text()),
                     "scores": {
-                        score: {**split_metrics(values, split), "spearman_with_ink": spearman(values["test"], ink)}
-                        for score, values in _scores(detector, split).items()
+                        score: score_metrics(values, split) for score, values in _scores(detector, split).items()
                     },
                 }
                 atomic_write_text(path, json.dumps(result, indent=1))
@@ -110,14 +120,31 @@ def run(dataset: str, variants: list[str], classes: list[int], seeds: list[int],
     (out / "results.md").write_text(table(out))
 
 
+def _baselines(out: Path) -> tuple[dict[str, dict], dict[str, list[dict]]]:
+    """({split: {baseline: metrics}} with the feature baselines of seed 0 merged in, {baseline: metrics of
+    every split and seed}) from the recorded baseline files."""
+    per_split = {p.name.split("_")[0]: json.loads(p.read_text()) for p in (out / "runs").glob("*_baselines.json")}
+    every: dict[str, list[dict]] = {}
+    for record in per_split.values():
+        for name, metrics in record.items():
+            every.setdefault(name, []).append(metrics)
+    for path in sorted((out / "feature_baselines").glob("*_seed*.json")):
+        split, seed = path.stem.rsplit("_seed", 1)
+        for name, metrics in json.loads(path.read_text()).items():
+            every.setdefault(name, []).append(metrics)
+            if seed == "0" and split in per_split:
+                per_split[split][name] = metrics
+    return per_split, every
+
+
 def table(out: Path) -> str:
     runs = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*_seed*_*.json"))]
-    found = sorted((out / "runs").glob("*_baselines.json"))
-    baselines = {p.name.split("_")[0]: json.loads(p.read_text()) for p in found}
+    baselines, every_baseline = _baselines(out)
     lines = [
         "Tasks 1-3: the quick image preset, once per class and seed; the variants differ in J only. Validation "
         "AUROC: held-out normal train images vs the left-out class's train images (chooses); test: the whole "
-        "test split (reports). Mean ± SD over the classes run.",
+        "test split (reports). Mean ± SD over the classes (and seeds) run. Baselines: kNN-5 and LOF on pixels "
+        "(seed-free); kNN-1 and LOF in the base run's Task-1 critic features (`feature_*`, one per class and seed).",
         "",
         "| variant · score | runs | validation AUROC | test AUROC | ρ(score, ink) | overrides |",
         "|---|---|---|---|---|---|",
@@ -132,12 +159,18 @@ def table(out: Path) -> str:
             f"{_fmt([v['auroc'] for v in values])} | {_fmt([v['spearman_with_ink'] for v in values])} | "
             f"`{json.dumps(VARIANTS[variant])}` |"
         )
-    for name in ("knn5", "less_ink", "more_ink"):
-        values = [b[name] for b in baselines.values()]
+    shown = [n for n in (*PIXEL_BASELINES, *FEATURE_BASELINES, "less_ink", "more_ink") if n in every_baseline]
+    for name in shown:
+        values = every_baseline[name]
+        rho = [m["spearman_with_ink"] for m in values if "spearman_with_ink" in m]
         lines.append(
             f"| baseline: {name} | {len(values)} | {_fmt([m['validation_auroc'] for m in values])} | "
-            f"{_fmt([m['auroc'] for m in values])} | | |"
+            f"{_fmt([m['auroc'] for m in values])} | {_fmt(rho)} | |"
         )
+    if shown:
+        best = max(shown, key=lambda n: np.mean([m["auroc"] for m in every_baseline[n]]))
+        lines += ["", f"Best baseline by mean test AUROC: {best} "
+                  f"({np.mean([m['auroc'] for m in every_baseline[best]]):.3f}; a bar, not a selection)."]
     # Paired differences: each variant minus its control, same class and seed.
     lines += ["", "Paired contribution of B (variant minus control, same class and seed):", "",
               "| variant · score | control | pairs | validation Δ | test Δ |", "|---|---|---|---|---|"]
@@ -151,15 +184,17 @@ def table(out: Path) -> str:
                     f"{_fmt([a['validation_auroc'] - b['validation_auroc'] for a, b in pairs])} | "
                     f"{_fmt([a['auroc'] - b['auroc'] for a, b in pairs])} |"
                 )
-    lines += ["", "Test AUROC per class (J's score; seed 0):", ""]
+    lines += ["", "Test AUROC per class (J's score and the baselines; seed 0):", ""]
     names = [n for n in VARIANTS if (n, "detector") in rows]
-    lines += ["| split | " + " | ".join([*names, "kNN-5"]) + " |", "|" + "---|" * (len(names) + 2)]
+    columns = [n for n in (*PIXEL_BASELINES, *FEATURE_BASELINES) if n in every_baseline]
+    lines += ["| split | " + " | ".join([*names, *columns]) + " |", "|" + "---|" * (len(names) + len(columns) + 1)]
     for split in sorted(baselines, key=lambda s: (len(s), s)):
         cells = []
         for name in names:
             found = [v["auroc"] for v in rows[(name, "detector")] if v["split"] == split]
             cells.append(f"{found[0]:.3f}" if found else "—")
-        lines.append(f"| {split} | " + " | ".join([*cells, f"{baselines[split]['knn5']['auroc']:.3f}"]) + " |")
+        cells += [f"{baselines[split][n]['auroc']:.3f}" if n in baselines[split] else "—" for n in columns]
+        lines.append(f"| {split} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -28,7 +28,7 @@ from omasgan.evaluation.baselines import STATISTICS, run_baselines
 from omasgan.evaluation.metrics import detection_metrics, spearman
 from omasgan.plots import model_samples, score_histograms
 
-__all__ = ["baseline_metrics", "evaluate", "split_metrics", "summarise"]
+__all__ = ["baseline_metrics", "evaluate", "feature_baseline_metrics", "score_metrics", "split_metrics", "summarise"]
 
 OMASGAN_SCORES = {"detector": "OMASGAN J", "task3_critic": "Task-3 critic C", "task1_critic": "Task-1 critic D"}
 # Named scoring options built on the trained networks (issue 7), reported next to J, never in its place.
@@ -63,19 +63,35 @@ def split_metrics(scores: dict[str, np.ndarray], split: Split) -> dict[str, floa
     return detection_metrics(scores["test"], split.test_labels, scores["validation"], anomalies)
 
 
+def score_metrics(scores: dict[str, np.ndarray], split: Split) -> dict[str, float]:
+    """split_metrics, plus the Spearman correlation of the test scores with the test samples' ink."""
+    ink = STATISTICS["more_ink"](split.test)
+    return {**split_metrics(scores, split), "spearman_with_ink": spearman(scores["test"], ink)}
+
+
 def baseline_metrics(split: Split, names: list[str] | None = None) -> dict[str, dict[str, float]]:
     """Metrics of the classical baselines (``names``, all by default) and the image statistics on ``split``;
     each baseline also gets the Spearman correlation of its test scores with the test samples' ink."""
     sets = split.query_sets()
     scores = run_baselines(split.train, *sets.values(), names=names)
-    ink = STATISTICS["more_ink"](split.test)
-    out = {}
-    for name, values in scores.items():
-        by_set = dict(zip(sets, values, strict=True))
-        out[name] = {**split_metrics(by_set, split), "spearman_with_ink": spearman(by_set["test"], ink)}
+    out = {name: score_metrics(dict(zip(sets, values, strict=True)), split) for name, values in scores.items()}
     for name, statistic in STATISTICS.items():
         out[name] = split_metrics({key: statistic(x) for key, x in sets.items()}, split)
     return out
+
+
+def feature_baseline_metrics(models, split: Split) -> dict[str, dict[str, float]]:
+    """kNN-1 and LOF in the Task-1 critic's unit-normalised features (``feature_knn1``, ``feature_lof``): the
+    classical detectors in D's view instead of pixels, fitted as on pixels (kNN on every training sample,
+    LOF on its seeded subsample). ``models``: the fitted OMASGANModels whose critic gives the features."""
+    from omasgan.evaluation.baselines import knn, local_outlier_factor
+    from omasgan.scoring import critic_features
+
+    sets = split.query_sets()
+    train = critic_features(models, split.train).numpy()
+    queries = [critic_features(models, x).numpy() for x in sets.values()]
+    found = {"feature_knn1": knn(train, *queries, k=1), "feature_lof": local_outlier_factor(train, *queries)}
+    return {name: score_metrics(dict(zip(sets, values, strict=True)), split) for name, values in found.items()}
 
 
 def _add_fused_scores(detector: OMASGANDetector, split: Split, scores: dict[str, dict[str, np.ndarray]]) -> None:

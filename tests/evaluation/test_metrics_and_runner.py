@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from omasgan.evaluation import detection_metrics, evaluate
@@ -59,3 +60,27 @@ def test_evaluate_runs_one_class_end_to_end_and_resumes(tmp_path, data_dir, monk
     before = (out / "runs" / "cifar10-loo-3_seed0.json").stat().st_mtime_ns
     evaluate("cifar10", "loo", [3], [0], out=out, data_dir=str(data_dir), overrides=tiny, device="cpu", verbose=0)
     assert (out / "runs" / "cifar10-loo-3_seed0.json").stat().st_mtime_ns == before  # finished runs are skipped
+
+
+def test_feature_baselines_are_knn1_and_lof_in_the_critics_features():
+    from sklearn.neighbors import LocalOutlierFactor
+
+    from omasgan.data.protocols import Split
+    from omasgan.estimator import OMASGANDetector
+    from omasgan.evaluation.runner import feature_baseline_metrics
+    from omasgan.scoring import critic_features
+
+    rng = np.random.default_rng(0)
+    train, validation = rng.normal(size=(200, 6)), rng.normal(size=(40, 6))
+    test = np.r_[rng.normal(size=(30, 6)), rng.normal(3.0, 1.0, size=(30, 6))]
+    labels = np.r_[np.zeros(30), np.ones(30)]
+    split = Split("toy", train, validation, test, labels, "toy", validation_anomalies=rng.normal(3.0, 1.0, (20, 6)))
+    tiny = {"task1.steps": 20, "task2.steps": 5, "task3.steps": 5, "detector.steps": 5}
+    models = OMASGANDetector(config=tiny, random_state=0, device="cpu", verbose=0).fit(train).models_
+    found = feature_baseline_metrics(models, split)
+    bank, queries = critic_features(models, train), critic_features(models, test)
+    nearest = torch.cdist(queries.double(), bank.double()).min(1).values.numpy()
+    assert found["feature_knn1"]["auroc"] == pytest.approx(roc_auc_score(labels, nearest), abs=1e-9)
+    lof = LocalOutlierFactor(n_neighbors=20, novelty=True).fit(bank.numpy())
+    assert found["feature_lof"]["auroc"] == pytest.approx(roc_auc_score(labels, -lof.score_samples(queries.numpy())))
+    assert {"validation_auroc", "spearman_with_ink"} <= set(found["feature_lof"])
