@@ -4,6 +4,8 @@ tables and figures. Finished runs are skipped, so an interrupted evaluation resu
 Layout of ``out``::
 
     runs/<split>_seed<k>.json       metrics of OMASGAN's scores for one run (+ minutes, config, diagnostics)
+    fits/<digest>_seed<k>/          the fitted detector's run directory, one per training set, configuration
+                                    and seed (every ood target of a dataset shares one)
     baselines/<split>.json          metrics of the classical baselines and image statistics (seed-free)
     figures/<split>_seed<k>_*.png   ROC curves, score histograms, sample grids
     results.csv, results.md         every run, and mean +- SD over seeds and targets
@@ -12,6 +14,7 @@ Layout of ``out``::
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -121,11 +124,32 @@ def _baselines(split: Split, out: Path) -> dict[str, Any]:
     return result
 
 
-def _run(split: Split, seed: int, preset: str, overrides, device: str, out: Path) -> dict[str, Any]:
+def _fit_dir(split: Split, seed: int, preset: str, overrides, out: Path) -> Path:
+    """The run directory of the detector fitted for ``split`` and ``seed``: named by a digest of the training
+    images and the configuration, so that splits with one training set (every ``ood`` target of a dataset)
+    share one fit, and an interrupted fit resumes from its last checkpoint."""
+    digest = hashlib.blake2b(np.ascontiguousarray(split.train).data, digest_size=8)
+    settings = overrides.to_dict() if isinstance(overrides, OMASGANConfig) else overrides or {}
+    digest.update(json.dumps([preset, settings], sort_keys=True, default=str).encode())
+    return out / "fits" / f"{digest.hexdigest()}_seed{seed}"
+
+
+def _run(split: Split, seed: int, preset: str, overrides, device: str, out: Path, verbose: int) -> dict[str, Any]:
+    run_dir = _fit_dir(split, seed, preset, overrides, out)
+    minutes_path = run_dir / "minutes.json"
+    detector = OMASGANDetector(
+        preset=preset,
+        config=overrides or None,
+        random_state=seed,
+        device=device,
+        run_dir=str(run_dir),
+        verbose=max(0, verbose - 1),  # verbose 1: the evaluation's own bar; 2: each fit's too
+    )
     start = time.perf_counter()
-    detector = OMASGANDetector(preset=preset, config=overrides or None, random_state=seed, device=device)
     detector.fit(split.train)
-    minutes = (time.perf_counter() - start) / 60
+    if not minutes_path.exists():  # else a finished fit was reloaded: its training minutes are recorded
+        atomic_write_text(minutes_path, json.dumps((time.perf_counter() - start) / 60))
+    minutes = json.loads(minutes_path.read_text())
     scores = {name: detector.ablation_scores(x) for name, x in split.query_sets().items()}
     _add_fused_scores(detector, split, scores)
     test = scores["test"]
@@ -145,6 +169,7 @@ def _run(split: Split, seed: int, preset: str, overrides, device: str, out: Path
         "subset": split.subset,
         "seed": seed,
         "minutes": minutes,
+        "fit": run_dir.name,  # splits with one training set share it
         "methods": metrics,
         "spearman_with_ink": {name: spearman(test[name], statistics["ink"]) for name in names},
         "spearman_with_contrast": {name: spearman(test[name], statistics["contrast"]) for name in names},
@@ -185,7 +210,7 @@ def evaluate(
         _baselines(split, out)
         if run_path.exists():
             continue
-        atomic_write_text(run_path, json.dumps(_run(split, seed, preset, overrides, device, out), indent=1))
+        atomic_write_text(run_path, json.dumps(_run(split, seed, preset, overrides, device, out, verbose), indent=1))
     return summarise(out)
 
 

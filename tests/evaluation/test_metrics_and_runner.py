@@ -57,6 +57,7 @@ def test_evaluate_runs_one_class_end_to_end_and_resumes(tmp_path, data_dir, monk
     assert (out / "figures" / "cifar10-loo-3_seed0_roc.png").exists()
     assert (out / "figures" / "cifar10-loo-3_seed0_samples.png").exists()
     assert len((out / "results.csv").read_text().splitlines()) > 10
+    assert json.loads((out / "fits" / run["fit"] / "state.json").read_text())["completed"][-1] == "detector"
     before = (out / "runs" / "cifar10-loo-3_seed0.json").stat().st_mtime_ns
     evaluate("cifar10", "loo", [3], [0], out=out, data_dir=str(data_dir), overrides=tiny, device="cpu", verbose=0)
     assert (out / "runs" / "cifar10-loo-3_seed0.json").stat().st_mtime_ns == before  # finished runs are skipped
@@ -84,3 +85,19 @@ def test_feature_baselines_are_knn1_and_lof_in_the_critics_features():
     lof = LocalOutlierFactor(n_neighbors=20, novelty=True).fit(bank.numpy())
     assert found["feature_lof"]["auroc"] == pytest.approx(roc_auc_score(labels, -lof.score_samples(queries.numpy())))
     assert {"validation_auroc", "spearman_with_ink"} <= set(found["feature_lof"])
+
+
+def test_ood_targets_of_one_dataset_share_one_fit_and_loo_classes_do_not(tmp_path, data_dir):
+    from omasgan.data.protocols import make_split
+    from omasgan.evaluation.runner import _fit_dir
+
+    def fit_dir(protocol, target, **kwargs):
+        split = make_split("mnist", protocol, target, data_dir=str(data_dir))
+        return _fit_dir(split, kwargs.get("seed", 0), kwargs.get("preset", "quick"), kwargs.get("overrides"), tmp_path)
+
+    shared = fit_dir("ood", "fashion-mnist")
+    assert fit_dir("ood", "kmnist") == shared
+    assert fit_dir("ood", "kmnist", seed=1) != shared
+    assert fit_dir("ood", "kmnist", overrides={"task1.steps": 5}) != shared
+    assert fit_dir("ood", "kmnist", preset="paper") != shared
+    assert fit_dir("loo", 0) != fit_dir("loo", 1)
