@@ -33,6 +33,7 @@ VARIANTS: dict[str, dict] = {
     # The quick preset's J: a neighbour head on the frozen Task-1 critic's features (B reaches its metric only).
     "neighbours": {},
     "neighbours_generator": {"detector.negatives": "generator"},
+    "neighbours_none": {"detector.negatives": "none"},
     # J's critic copy fine-tuned by eq. 6 against B, then the neighbour head on its features.
     "tuned": TUNED,
     "tuned_generator": {**TUNED, "detector.negatives": "generator"},

@@ -15,11 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.boundary_features import FEATURE_BASELINES, PIXEL_BASELINES, _baselines
 from omasgan.data.protocols import make_split
 from omasgan.models import OMASGANModels
 from omasgan.plots import _pyplot, sample_grid, score_histograms
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+BASELINE_LABELS = {"knn5": "kNN-5 (pixels)", "lof": "LOF (pixels)", "feature_knn1": "kNN-1 (D's features)",
+                   "feature_lof": "LOF (D's features)"}
 
 
 def _records(out: Path) -> dict[tuple[str, int, str], dict]:
@@ -35,22 +38,25 @@ def _class_of(split_name: str) -> int:
 
 
 def auroc_bars(out: Path, variant: str, control: str, seed: int) -> Path:
-    """Test AUROC per class: the variant, its control and kNN-5 on pixels, side by side."""
+    """Test AUROC per class: the variant, its control and the recorded baselines, side by side."""
     records = _records(out)
     splits = sorted({s for (s, r, v) in records if r == seed and v == variant}, key=_class_of)
     rows = {
         variant: [records[(s, seed, variant)]["scores"]["detector"]["auroc"] for s in splits],
         control: [records.get((s, seed, control), {}).get("scores", {}).get("detector", {}).get("auroc", np.nan)
                   for s in splits],
-        "kNN-5 (pixels)": [json.loads((out / "runs" / f"{s}_baselines.json").read_text())["knn5"]["auroc"]
-                           for s in splits],
     }
+    baselines, _ = _baselines(out)
+    for name in (*PIXEL_BASELINES, *FEATURE_BASELINES):
+        if all(name in baselines.get(s, {}) for s in splits):
+            rows[BASELINE_LABELS[name]] = [baselines[s][name]["auroc"] for s in splits]
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(splits), 3.2))
+    fig, ax = plt.subplots(figsize=(1.0 + 0.25 * len(rows) * len(splits), 3.4))
     positions = np.arange(len(splits))
     width = 0.8 / len(rows)
     for i, (label, values) in enumerate(rows.items()):
-        ax.bar(positions + (i - 1) * width, values, width, label=f"{label} ({np.nanmean(values):.3f})")
+        offset = (i - (len(rows) - 1) / 2) * width
+        ax.bar(positions + offset, values, width, label=f"{label} ({np.nanmean(values):.3f})")
     ax.set_xticks(positions, [str(_class_of(s)) for s in splits])
     ax.set_xlabel("left-out class")
     ax.set_ylabel("test AUROC")
