@@ -11,6 +11,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "knn.h"
@@ -56,9 +57,11 @@ class RunningTopK {
 //  - Not yet: the tile's k smallest candidates have exact <= t_k + bound (t_k: the tile's k-th smallest
 //    candidate), so no column with exact above that is among the k nearest, and candidate <= t_k + 2 bound.
 // gemm mode's bound is absolute (error_bound), direct mode's relative to the value (2 rel v, generous).
+// tile_min: the tile's smallest candidate where the caller already has it (direct mode computes it with the
+// values), else NaN.
 template <typename scalar_t>
 double candidate_limit(const RunningTopK& top, const scalar_t* values, int64_t count, int64_t k, double abs_bound,
-                       double rel_bound, bool direct, std::vector<scalar_t>& scratch) {
+                       double rel_bound, bool direct, scalar_t tile_min, std::vector<scalar_t>& scratch) {
   if (top.full()) {
     const double worst = top.worst();
     return direct ? worst * (1 + 2 * rel_bound) : worst + abs_bound;
@@ -68,7 +71,7 @@ double candidate_limit(const RunningTopK& top, const scalar_t* values, int64_t c
   }
   double t_k;
   if (k == 1) {
-    t_k = static_cast<double>(cpu::min_value(values, count));
+    t_k = static_cast<double>(std::isnan(tile_min) ? cpu::min_value(values, count) : tile_min);
   } else {
     scratch.assign(values, values + count);
     std::nth_element(scratch.begin(), scratch.begin() + (k - 1), scratch.end());
@@ -117,14 +120,15 @@ void knn_cpu_kernel(const scalar_t* x,    // (N, D)
         }
         for (int64_t i = 0; i < r1 - r0; ++i) {
           scalar_t* vi;
+          scalar_t tile_min = std::numeric_limits<scalar_t>::quiet_NaN();
           if (tiler.direct()) {
             vi = buffer.data_ptr<scalar_t>();
-            tiler.approx_row(i, vi);
+            tile_min = tiler.approx_row(i, vi);
           } else {
             vi = values.data_ptr<scalar_t>() + i * nc;
           }
           const double limit = candidate_limit(tops[i], vi, nc, k, tiler.error_bound(i),
-                                               tiler.relative_error_bound(), tiler.direct(), scratch);
+                                               tiler.relative_error_bound(), tiler.direct(), tile_min, scratch);
           // Round the limit up so the comparison in the input precision never drops a candidate.
           const scalar_t limit_cast =
               std::nextafter(static_cast<scalar_t>(std::min<double>(limit, std::numeric_limits<scalar_t>::max())),
@@ -135,8 +139,7 @@ void knn_cpu_kernel(const scalar_t* x,    // (N, D)
       for (int64_t i = 0; i < r1 - r0; ++i) {
         // A query with a NaN or infinite coordinate has no nearest rows: NaN at rows 0..k-1, the result the
         // Python front end gives such rows on every backend (so backward's gradients land where it says).
-        const bool finite = std::all_of(x + (r0 + i) * D, x + (r0 + i + 1) * D,
-                                        [](scalar_t v) { return std::isfinite(static_cast<double>(v)); });
+        const bool finite = cpu::all_finite(x + (r0 + i) * D, D);
         for (int64_t p = 0; p < k; ++p) {
           dist[(r0 + i) * k + p] = finite ? static_cast<scalar_t>(std::sqrt(best[i * k + p]))
                                           : std::numeric_limits<scalar_t>::quiet_NaN();
@@ -158,11 +161,18 @@ void knn_backward_cpu_kernel(const scalar_t* grad_dist,  // (N, k)
                              scalar_t* grad_ref) {  // (Q, D), zero-initialised
   // d dist_ip / d x_i = (x_i - ref_j) / dist_ip with j = index_ip, and the negative for ref_j; zero when
   // dist_ip == 0.
+  // A query row with a NaN or an infinity (the forward gave it NaN distances): NaN gradients for itself
+  // and for the rows of ref it reports, whatever grad_dist holds (the front end's rule, STYLE §7).
+  constexpr scalar_t nan = std::numeric_limits<scalar_t>::quiet_NaN();
   auto scale = [&](int64_t e) { return dist[e] > 0 ? grad_dist[e] / dist[e] : scalar_t(0); };
   at::parallel_for(0, N, 64, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const scalar_t* xi = x + i * D;
       scalar_t* gi = grad_x + i * D;
+      if (!cpu::all_finite(xi, D)) {
+        std::fill(gi, gi + D, nan);
+        continue;
+      }
       for (int64_t p = 0; p < k; ++p) {
         cpu::add_scaled_difference(gi, xi, ref + index[i * k + p] * D, scale(i * k + p), D);
       }
@@ -171,27 +181,51 @@ void knn_backward_cpu_kernel(const scalar_t* grad_dist,  // (N, k)
   // Serial in (row, rank) order: deterministic sums when several rows share a neighbour.
   for (int64_t i = 0; i < N; ++i) {
     const scalar_t* xi = x + i * D;
+    const bool finite = cpu::all_finite(xi, D);
     for (int64_t p = 0; p < k; ++p) {
       const int64_t j = index[i * k + p];
-      cpu::add_scaled_difference(grad_ref + j * D, xi, ref + j * D, -scale(i * k + p), D);
+      if (finite) {
+        cpu::add_scaled_difference(grad_ref + j * D, xi, ref + j * D, -scale(i * k + p), D);
+      } else {
+        std::fill(grad_ref + j * D, grad_ref + (j + 1) * D, nan);
+      }
     }
   }
 }
 
 }  // namespace
 
+std::tuple<at::Tensor, at::Tensor> knn_search_cpu(const at::Tensor& x, const at::Tensor& ref, int64_t k) {
+  TORCH_INTERNAL_ASSERT(x.device().is_cpu() && ref.device().is_cpu() && x.is_contiguous() && ref.is_contiguous());
+  const int64_t N = x.size(0), Q = ref.size(0), D = x.size(1);
+  at::Tensor dist = at::empty({N, k}, x.options());
+  at::Tensor index = at::empty({N, k}, x.options().dtype(at::kLong));
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "knn_cpu", [&] {
+    knn_cpu_kernel<scalar_t>(x.data_ptr<scalar_t>(), ref.data_ptr<scalar_t>(), N, Q, D, k, dist.data_ptr<scalar_t>(),
+                             index.data_ptr<int64_t>());
+  });
+  return {dist, index};
+}
+
+int64_t first_nonfinite_row_cpu(const at::Tensor& points) {
+  TORCH_INTERNAL_ASSERT(points.device().is_cpu() && points.is_contiguous() && points.dim() == 2);
+  int64_t row = -1;
+  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "first_nonfinite_row", [&] {
+    row = cpu::first_nonfinite_row(points.data_ptr<scalar_t>(), points.size(0), points.size(1));
+  });
+  return row;
+}
+
 std::tuple<at::Tensor, at::Tensor> knn_cpu(const at::Tensor& x, const at::Tensor& ref, int64_t k) {
   check_knn_args(x, ref, k);
   TORCH_INTERNAL_ASSERT(x.device().is_cpu() && ref.device().is_cpu());
   const at::Tensor xc = x.contiguous(), rc = ref.contiguous();
-  const int64_t N = xc.size(0), Q = rc.size(0), D = xc.size(1);
-  at::Tensor dist = at::empty({N, k}, xc.options());
-  at::Tensor index = at::empty({N, k}, xc.options().dtype(at::kLong));
-  AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "knn_cpu", [&] {
-    knn_cpu_kernel<scalar_t>(xc.data_ptr<scalar_t>(), rc.data_ptr<scalar_t>(), N, Q, D, k, dist.data_ptr<scalar_t>(),
-                             index.data_ptr<int64_t>());
-  });
-  return {dist, index};
+  if (first_nonfinite_row_cpu(rc) >= 0) {
+    // Any query could be nearest to a point with a NaN or an infinity: every distance NaN, indices 0..k-1.
+    return {at::full({xc.size(0), k}, std::numeric_limits<double>::quiet_NaN(), xc.options()),
+            at::arange(k, xc.options().dtype(at::kLong)).expand({xc.size(0), k}).contiguous()};
+  }
+  return knn_search_cpu(xc, rc, k);
 }
 
 std::tuple<at::Tensor, at::Tensor> knn_backward_cpu(const at::Tensor& grad_dist, const at::Tensor& x,
@@ -202,6 +236,10 @@ std::tuple<at::Tensor, at::Tensor> knn_backward_cpu(const at::Tensor& grad_dist,
   const at::Tensor gc = grad_dist.contiguous(), xc = x.contiguous(), rc = ref.contiguous();
   const at::Tensor ic = index.contiguous(), dc = dist.contiguous();
   const int64_t N = xc.size(0), D = xc.size(1), k = gc.size(1);
+  if (first_nonfinite_row_cpu(rc) >= 0) {  // every distance depended on it (see knn_cpu)
+    return {at::full_like(xc, std::numeric_limits<double>::quiet_NaN()),
+            at::full_like(rc, std::numeric_limits<double>::quiet_NaN())};
+  }
   at::Tensor grad_x = at::zeros_like(xc);
   at::Tensor grad_ref = at::zeros_like(rc);
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "knn_backward_cpu", [&] {

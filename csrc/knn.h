@@ -25,8 +25,15 @@ inline void check_knn_backward_args(const at::Tensor& grad_dist, const at::Tenso
               "knn_backward: grad_dist and dist must have x's dtype ", x.scalar_type(), ".");
 }
 
-// The CPU kernels (knn.cpp); min_distance.cpp runs them with k = 1.
+// The CPU kernels (knn.cpp); min_distance.cpp runs them with k = 1. They apply the operators' rule for
+// NaN and infinite coordinates themselves (omasgan/ops/_nonfinite.py applies it for the other backends):
+// a query row holding one gets NaN distances and NaN gradients for itself and the rows it reports; one
+// anywhere in ref makes every distance and every gradient NaN.
 std::tuple<at::Tensor, at::Tensor> knn_cpu(const at::Tensor& x, const at::Tensor& ref, int64_t k);
+// The search alone, for contiguous inputs whose ref is finite.
+std::tuple<at::Tensor, at::Tensor> knn_search_cpu(const at::Tensor& x, const at::Tensor& ref, int64_t k);
+// The first row of a contiguous (rows, D) CPU matrix holding a NaN or an infinity, or -1.
+int64_t first_nonfinite_row_cpu(const at::Tensor& points);
 std::tuple<at::Tensor, at::Tensor> knn_backward_cpu(const at::Tensor& grad_dist, const at::Tensor& x,
                                                     const at::Tensor& ref, const at::Tensor& index,
                                                     const at::Tensor& dist);

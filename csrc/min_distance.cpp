@@ -6,6 +6,8 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include <limits>
+
 #include "knn.h"
 #include "min_distance.h"
 
@@ -13,7 +15,15 @@ namespace omasgan {
 namespace {
 
 std::tuple<at::Tensor, at::Tensor> min_distance_cpu(const at::Tensor& x, const at::Tensor& ref) {
-  auto [dist, index] = knn_cpu(x, ref, 1);  // checks x and ref as min_distance's arguments
+  check_min_distance_args(x, ref);
+  const at::Tensor xc = x.contiguous(), rc = ref.contiguous();
+  const int64_t bad_ref = first_nonfinite_row_cpu(rc);
+  if (bad_ref >= 0) {
+    // Every distance NaN, every index the first such row (as torch.cdist(x, ref).min(1) reports NaN).
+    return {at::full({xc.size(0)}, std::numeric_limits<double>::quiet_NaN(), xc.options()),
+            at::full({xc.size(0)}, bad_ref, xc.options().dtype(at::kLong))};
+  }
+  auto [dist, index] = knn_search_cpu(xc, rc, 1);
   return {dist.reshape({-1}), index.reshape({-1})};
 }
 

@@ -187,6 +187,32 @@ OMASGAN_HOT_LOOP void add_weighted_difference(scalar_t* __restrict__ g, const sc
   }
 }
 
+// Whether every one of count values is finite: v * 0 is 0 for a finite v and NaN for NaN and +-inf, so
+// one vectorised sum answers without a branch per value.
+template <typename scalar_t>
+OMASGAN_HOT_LOOP bool all_finite(const scalar_t* __restrict__ v, int64_t count) {
+  scalar_t acc = 0;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t j = 0; j < count; ++j) {
+    acc += v[j] * scalar_t(0);
+  }
+  return acc == scalar_t(0);
+}
+
+// The first of rows (rows, dim) holding a NaN or an infinity, or -1 when every value is finite.
+template <typename scalar_t>
+int64_t first_nonfinite_row(const scalar_t* points, int64_t rows, int64_t dim) {
+  if (all_finite(points, rows * dim)) {
+    return -1;
+  }
+  for (int64_t i = 0; i < rows; ++i) {
+    if (!all_finite(points + i * dim, dim)) {
+      return i;
+    }
+  }
+  return -1;
+}
+
 // g += s * (a - b) in the input precision.
 template <typename scalar_t>
 OMASGAN_HOT_LOOP void add_scaled_difference(scalar_t* __restrict__ g, const scalar_t* __restrict__ a,

@@ -2,9 +2,10 @@
 
 A NaN or infinite coordinate is not a point, and the kernels' searches skip such values in ways that
 differ by backend (a distance of inf, of 0, or a finite distance to some other row). The operators
-therefore mark, after any backend has run, the outputs a non-finite input can reach, and the gradients
+therefore mark, after the backend has run, the outputs a non-finite input can reach, and the gradients
 of the inputs that reach them, as NaN: never a silently wrong finite value, and no device sync (the
-masks are tensors, not Python booleans).
+masks are tensors, not Python booleans). min_distance's and knn's CPU kernels apply the same rule
+themselves (csrc/knn.h), so there these masks serve the reference implementation and CUDA only.
 """
 
 from __future__ import annotations

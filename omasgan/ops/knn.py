@@ -61,6 +61,8 @@ def knn(x: torch.Tensor, ref: torch.Tensor, k: int) -> tuple[torch.Tensor, torch
     k = _neighbour_count(k, ref.shape[0])
     if _extension.supports(x.device):
         dist, index = torch.ops.omasgan.knn.default(x, ref, k)
+        if x.device.type == "cpu":
+            return dist, index  # the CPU kernels apply the non-finite rule themselves (one pass, no Python)
     else:
         _extension.warn_reference_fallback(x.device.type)
         dist, index = knn_reference(x, ref, k)

@@ -53,6 +53,8 @@ def min_distance(x: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torc
     x, ref = as_point_pair("min_distance", x, ref)
     if _extension.supports(x.device):
         dist, index = torch.ops.omasgan.min_distance.default(x, ref)
+        if x.device.type == "cpu":
+            return dist, index  # the CPU kernels apply the non-finite rule themselves (one pass, no Python)
     else:
         _extension.warn_reference_fallback(x.device.type)
         dist, index = min_distance_reference(x, ref)

@@ -129,3 +129,37 @@ def test_knn_non_finite_reference_row_makes_every_distance_nan(backend, device, 
     dist.sum().backward()
     assert torch.isnan(dist).all() and (index == torch.arange(4, device=device)).all()
     assert torch.isnan(x.grad).all() and torch.isnan(ref.grad).all()
+
+
+@pytest.mark.skipif(ops.backend() != "compiled", reason="needs the compiled extension")
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("op", ["min_distance", "knn"])
+@pytest.mark.parametrize("d", [3, 64])
+@pytest.mark.parametrize("bad", BAD)
+def test_the_cpu_kernels_apply_the_rule_without_the_python_masks(op, d, bad):
+    """The public CPU path returns the kernels' output unmasked, so the kernels themselves must give the
+    rule's values, indices and gradients (for a bad query row, and for a bad reference row)."""
+    call = getattr(torch.ops.omasgan, op).default
+    args = () if op == "min_distance" else (3,)
+    reported = 1 if op == "min_distance" else 3  # the rows of ref a bad query row reports: 0..k-1
+    x, ref = _points("cpu", torch.float64, 6, d, 0), _points("cpu", torch.float64, 9, d, 1)
+    x[2, d // 2] = bad
+    x.requires_grad_(True)
+    ref.requires_grad_(True)
+    dist, index = call(x, ref, *args)
+    dist.sum().backward()
+    assert torch.isnan(dist[2]).all() and torch.isfinite(dist[torch.arange(6) != 2]).all()
+    assert index[2].reshape(-1).tolist() == list(range(reported))
+    assert torch.isnan(x.grad[2]).all() and torch.isfinite(x.grad[torch.arange(6) != 2]).all()
+    assert torch.isnan(ref.grad[:reported]).all() and torch.isfinite(ref.grad[reported:]).all()
+
+    x, ref = _points("cpu", torch.float64, 6, d, 0), _points("cpu", torch.float64, 9, d, 1)
+    ref[7, d // 2] = bad
+    ref[8, 0] = bad
+    x.requires_grad_(True)
+    ref.requires_grad_(True)
+    dist, index = call(x, ref, *args)
+    dist.sum().backward()
+    expected_index = torch.full((6,), 7) if op == "min_distance" else torch.arange(3).expand(6, 3)
+    assert torch.isnan(dist).all() and torch.equal(index, expected_index)
+    assert torch.isnan(x.grad).all() and torch.isnan(ref.grad).all()
