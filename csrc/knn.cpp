@@ -157,7 +157,8 @@ void knn_backward_cpu_kernel(const scalar_t* grad_dist,  // (N, k)
                              const int64_t* index,       // (N, k)
                              const scalar_t* dist,       // (N, k)
                              int64_t N, int64_t D, int64_t k,
-                             scalar_t* grad_x,     // (N, D), zero-initialised
+                             bool check_rows,      // whether any query row may hold a NaN or an infinity
+                             scalar_t* grad_x,     // (N, D), uninitialised: each row is written here
                              scalar_t* grad_ref) {  // (Q, D), zero-initialised
   // d dist_ip / d x_i = (x_i - ref_j) / dist_ip with j = index_ip, and the negative for ref_j; zero when
   // dist_ip == 0.
@@ -169,10 +170,12 @@ void knn_backward_cpu_kernel(const scalar_t* grad_dist,  // (N, k)
     for (int64_t i = begin; i < end; ++i) {
       const scalar_t* xi = x + i * D;
       scalar_t* gi = grad_x + i * D;
-      if (!cpu::all_finite(xi, D)) {
+      if (check_rows && !cpu::all_finite(xi, D)) {
         std::fill(gi, gi + D, nan);
         continue;
       }
+      // Zeroed here rather than by zeros_like: one pass over a row in cache, by the thread that fills it.
+      std::fill(gi, gi + D, scalar_t(0));
       for (int64_t p = 0; p < k; ++p) {
         cpu::add_scaled_difference(gi, xi, ref + index[i * k + p] * D, scale(i * k + p), D);
       }
@@ -181,7 +184,7 @@ void knn_backward_cpu_kernel(const scalar_t* grad_dist,  // (N, k)
   // Serial in (row, rank) order: deterministic sums when several rows share a neighbour.
   for (int64_t i = 0; i < N; ++i) {
     const scalar_t* xi = x + i * D;
-    const bool finite = cpu::all_finite(xi, D);
+    const bool finite = !check_rows || cpu::all_finite(xi, D);
     for (int64_t p = 0; p < k; ++p) {
       const int64_t j = index[i * k + p];
       if (finite) {
@@ -236,15 +239,21 @@ std::tuple<at::Tensor, at::Tensor> knn_backward_cpu(const at::Tensor& grad_dist,
   const at::Tensor gc = grad_dist.contiguous(), xc = x.contiguous(), rc = ref.contiguous();
   const at::Tensor ic = index.contiguous(), dc = dist.contiguous();
   const int64_t N = xc.size(0), D = xc.size(1), k = gc.size(1);
-  if (first_nonfinite_row_cpu(rc) >= 0) {  // every distance depended on it (see knn_cpu)
+  // The forward's distances are NaN where a query row or ref holds a NaN or an infinity: when all are
+  // finite there is nothing to check (no sweep of ref or x).
+  bool all_distances_finite = true;
+  AT_DISPATCH_FLOATING_TYPES(dc.scalar_type(), "knn_backward_cpu", [&] {
+    all_distances_finite = cpu::all_finite(dc.data_ptr<scalar_t>(), dc.numel());
+  });
+  if (!all_distances_finite && first_nonfinite_row_cpu(rc) >= 0) {  // every distance depended on it (knn_cpu)
     return {at::full_like(xc, std::numeric_limits<double>::quiet_NaN()),
             at::full_like(rc, std::numeric_limits<double>::quiet_NaN())};
   }
-  at::Tensor grad_x = at::zeros_like(xc);
+  at::Tensor grad_x = at::empty_like(xc);
   at::Tensor grad_ref = at::zeros_like(rc);
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "knn_backward_cpu", [&] {
     knn_backward_cpu_kernel<scalar_t>(gc.data_ptr<scalar_t>(), xc.data_ptr<scalar_t>(), rc.data_ptr<scalar_t>(),
-                                      ic.data_ptr<int64_t>(), dc.data_ptr<scalar_t>(), N, D, k,
+                                      ic.data_ptr<int64_t>(), dc.data_ptr<scalar_t>(), N, D, k, !all_distances_finite,
                                       grad_x.data_ptr<scalar_t>(), grad_ref.data_ptr<scalar_t>());
   });
   return {grad_x, grad_ref};
