@@ -4,8 +4,9 @@ Run from the repository root::
 
     python -m benchmarks.profile_pipeline --device cpu
 
-One short run per workload under torch.profiler (the workloads and step counts of bench_pipeline:
-"vector" = 2-D data, quick vector preset; "image" = 28x28 data, quick image preset). Each operator
+One short run per workload and preset under torch.profiler (the workloads and step counts of
+bench_pipeline: "vector" = 2-D data, "image" = 28x28 data; the quick and the paper preset's sizes, which
+differ in batch, reference pool and network sizes: images N = 256, Q = 1024; 2-D N = 100, Q = 4096). Each operator
 event's *self* time is charged to the task whose ``omasgan.<task>`` range holds it (the pipeline
 names them) and to the first category its own name or an enclosing event's name matches, innermost
 first: omasgan's operators (min_distance, knn, scattering, by name, backward included), networks'
@@ -62,12 +63,12 @@ def _task(event) -> str | None:
     return None
 
 
-def profile_workload(workload: str, device: str) -> tuple[dict, dict]:
+def profile_workload(workload: str, device: str, preset: str = "quick") -> tuple[dict, dict]:
     from omasgan.config import OMASGANConfig
     from omasgan.pipeline import OMASGAN
 
     kind = "vector" if workload == "vector" else "image"
-    config = OMASGANConfig.preset("quick", kind).with_overrides({**STEPS[workload], "log_every": 10})
+    config = OMASGANConfig.preset(preset, kind).with_overrides({**STEPS[workload], "log_every": 10})
     x = _data(workload)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
     start = time.perf_counter()
@@ -79,7 +80,7 @@ def profile_workload(workload: str, device: str) -> tuple[dict, dict]:
         task = _task(event)
         if task is not None and not event.name.startswith("omasgan."):
             shares[task][_category(event)] += event.self_cpu_time_total / 1e6
-    return shares, {"wall_s": wall}
+    return shares, {"wall_s": wall, "workload": workload, "preset": preset}
 
 
 def markdown(results: dict, device: str) -> str:
@@ -93,9 +94,10 @@ def markdown(results: dict, device: str) -> str:
         f"`python -m benchmarks.profile_pipeline --device {device}`.",
         "",
     ]
-    for workload, (shares, info) in results.items():
+    for shares, info in results.values():
+        workload = info["workload"]
         lines += [
-            f"## {workload} (quick preset, {', '.join(f'{t} {s}' for t, s in STEPS[workload].items())}; "
+            f"## {workload} ({info['preset']} preset, {', '.join(f'{t} {s}' for t, s in STEPS[workload].items())}; "
             f"wall {info['wall_s']:.1f} s under the profiler)",
             "",
             "| task | profiled s | " + " | ".join(names) + " |",
@@ -114,10 +116,13 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--workloads", default="vector,image")
+    parser.add_argument("--presets", default="quick,paper")
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    results = {w: profile_workload(w, args.device) for w in args.workloads.split(",")}
+    results = {
+        (w, p): profile_workload(w, args.device, p) for p in args.presets.split(",") for w in args.workloads.split(",")
+    }
     text = markdown(results, args.device)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / f"profile_{args.device}.md").write_text(text)
