@@ -208,9 +208,18 @@ def main() -> None:
     parser.add_argument("--cache", default=str(REPO_ROOT / "runs" / "boundary_features"))
     parser.add_argument("--out", help="default: benchmarks/results/boundary_features/<dataset>_loo")
     parser.add_argument("--table-only", action="store_true", help="rewrite results.md from the recorded runs")
+    parser.add_argument(
+        "--pixel-baselines-only", action="store_true", help="add missing pixel baselines of --classes; train nothing"
+    )
     args = parser.parse_args()
     out = Path(args.out or REPO_ROOT / "benchmarks" / "results" / "boundary_features" / f"{args.dataset}_loo")
-    if not args.table_only:
+    if args.pixel_baselines_only:
+        (out / "runs").mkdir(parents=True, exist_ok=True)
+        for target in _parse_classes(args.classes):
+            split = make_split(args.dataset, "loo", target)
+            _pixel_baselines(split, out / "runs" / f"{split.name}_baselines.json")
+            print(f"{split.name}: pixel baselines recorded", flush=True)
+    elif not args.table_only:
         run(args.dataset, args.variants.split(","), _parse_classes(args.classes),
             [int(s) for s in args.seeds.split(",")], Path(args.cache), out)
     (out / "results.md").write_text(table(out))
