@@ -76,22 +76,24 @@ def _detector(overrides: dict, seed: int, run_dir: Path) -> OMASGANDetector:
     return OMASGANDetector(preset="quick", config=overrides, random_state=seed, run_dir=str(run_dir), verbose=0)
 
 
-def _reuse_tasks(base_dir: Path, run_dir: Path, detector: OMASGANDetector) -> None:
-    """Start ``run_dir`` with the base run's Tasks 1-3 completed, under ``detector``'s configuration."""
-    shutil.rmtree(run_dir, ignore_errors=True)  # its result was not recorded: train J again (seconds)
+def _reuse_tasks(base_dir: Path, run_dir: Path, detector: OMASGANDetector, tasks=REUSED_TASKS) -> None:
+    """Start ``run_dir`` with the base run's ``tasks`` (default Tasks 1-3) completed, under ``detector``'s
+    configuration, which may differ from the base's only in the sections of the tasks still to train."""
+    shutil.rmtree(run_dir, ignore_errors=True)  # its result was not recorded: train the rest again
     run_dir.mkdir(parents=True)
-    for task in REUSED_TASKS:
+    for task in tasks:
         for path in checkpoint_paths(base_dir / task):
             shutil.copy2(path, run_dir / path.name)
     record = json.loads((base_dir / "config.json").read_text())
     seed = int(check_random_state(detector.random_state).randint(np.iinfo(np.int32).max))  # as fit() draws it
     config = detector._build_config("image", seed).to_dict()
-    changed = [key for key, value in config.items() if key != "detector" and value != record["config"][key]]
-    if changed:  # J's options must not change what is reused
-        raise SystemExit(f"the variant changes {changed}; it cannot reuse the base run's Tasks 1-3")
+    retrained = {"detector", *(task for task in REUSED_TASKS if task not in tasks)}
+    changed = [key for key, value in config.items() if key not in retrained and value != record["config"][key]]
+    if changed:  # only the tasks trained again may change
+        raise SystemExit(f"the variant changes {changed}; it cannot reuse the base run's {', '.join(tasks)}")
     record["config"] = config
     atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2, sort_keys=True))
-    atomic_write_text(run_dir / "state.json", json.dumps({"completed": list(REUSED_TASKS)}))
+    atomic_write_text(run_dir / "state.json", json.dumps({"completed": list(tasks)}))
 
 
 def _baselines(split, path: Path) -> None:

@@ -73,17 +73,23 @@ def _pixel_baselines(split, path: Path) -> None:
         atomic_write_text(path, json.dumps(record, indent=1))
 
 
+def base_run(split, seed: int, cache: Path) -> Path:
+    """The run directory of the quick preset's Tasks 1-3 for ``split`` and ``seed``, trained if missing."""
+    base_dir = cache / f"{split.name}_seed{seed}" / "base"
+    if not _completed(base_dir):
+        start = time.perf_counter()
+        _detector(BASE, seed, base_dir).fit(split.train)
+        atomic_write_text(base_dir / "minutes.json", json.dumps((time.perf_counter() - start) / 60))
+    return base_dir
+
+
 def run(dataset: str, variants: list[str], classes: list[int], seeds: list[int], cache: Path, out: Path) -> None:
     (out / "runs").mkdir(parents=True, exist_ok=True)
     for target in classes:
         split = make_split(dataset, "loo", target)
         _pixel_baselines(split, out / "runs" / f"{split.name}_baselines.json")
         for seed in seeds:
-            base_dir = cache / f"{split.name}_seed{seed}" / "base"
-            if not _completed(base_dir):
-                start = time.perf_counter()
-                _detector(BASE, seed, base_dir).fit(split.train)
-                atomic_write_text(base_dir / "minutes.json", json.dumps((time.perf_counter() - start) / 60))
+            base_dir = base_run(split, seed, cache)
             path = out / "feature_baselines" / f"{split.name}_seed{seed}.json"
             if not path.exists():  # the base run is complete: fit() only reloads its networks
                 models = _detector(BASE, seed, base_dir).fit(split.train).models_
