@@ -21,7 +21,7 @@ from pathlib import Path
 
 from benchmarks.ablation_boundary import _fmt, _parse_classes
 from benchmarks.ablation_detector import _detector, _reuse_tasks
-from benchmarks.boundary_features import BASE, REPO_ROOT, base_run
+from benchmarks.boundary_features import BASE, REPO_ROOT, base_run, val_test
 from omasgan.checkpoint import atomic_write_text
 from omasgan.data.protocols import make_split
 from omasgan.evaluation.runner import feature_baseline_metrics
@@ -61,15 +61,9 @@ def run(dataset: str, classes: list[int], seeds: list[int], cache: Path, out: Pa
                 },
             }
             atomic_write_text(path, json.dumps(record, indent=1))
-            print(
-                f"{split.name} seed {seed}: "
-                + "; ".join(
-                    f"{space} {score} val {m['validation_auroc']:.3f} test {m['auroc']:.3f}"
-                    for space, scores in record["spaces"].items()
-                    for score, m in scores.items()
-                ),
-                flush=True,
-            )
+            spaces = record["spaces"]
+            by_space = {f"{space} {score}": m for space, scores in spaces.items() for score, m in scores.items()}
+            print(f"{split.name} seed {seed}: {val_test(by_space)}", flush=True)
 
 
 def table(out: Path) -> str:

@@ -73,6 +73,11 @@ def _pixel_baselines(split, path: Path) -> None:
         atomic_write_text(path, json.dumps(record, indent=1))
 
 
+def val_test(metrics: dict[str, dict]) -> str:
+    """One progress line: each score's validation and test AUROC."""
+    return ", ".join(f"{name} val {m['validation_auroc']:.3f} test {m['auroc']:.3f}" for name, m in metrics.items())
+
+
 def base_run(split, seed: int, cache: Path) -> Path:
     """The run directory of the quick preset's Tasks 1-3 for ``split`` and ``seed``, trained if missing."""
     base_dir = cache / f"{split.name}_seed{seed}" / "base"
@@ -116,14 +121,7 @@ def run(dataset: str, variants: list[str], classes: list[int], seeds: list[int],
                     },
                 }
                 atomic_write_text(path, json.dumps(result, indent=1))
-                print(
-                    f"{split.name} seed {seed} {name}: "
-                    + ", ".join(
-                        f"{s} val {m['validation_auroc']:.3f} test {m['auroc']:.3f}"
-                        for s, m in result["scores"].items()
-                    ),
-                    flush=True,
-                )
+                print(f"{split.name} seed {seed} {name}: {val_test(result['scores'])}", flush=True)
     (out / "results.md").write_text(table(out))
 
 
