@@ -1,4 +1,4 @@
-// Autograd kernels of the nearest-neighbour operators (min_distance, knn), registered with the dispatcher
+// Autograd kernels of the operators (min_distance, knn, scattering), registered with the dispatcher
 // in C++ as torchvision registers its ops' backward, so that a differentiable call costs no Python (on
 // small inputs that glue was a large share of the call). Forward and backward dispatch to the device
 // kernels (CPU, CUDA) below autograd; omasgan/ops/*.py keep the fake kernels, which torch.compile and
@@ -76,6 +76,65 @@ class KnnFunction : public torch::autograd::Function<KnnFunction> {
   }
 };
 
+class ScatteringFunction : public torch::autograd::Function<ScatteringFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& z, const at::Tensor& x, double eps) {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    static const auto op = find_op<at::Tensor(const at::Tensor&, const at::Tensor&, double)>("omasgan::scattering");
+    ctx->saved_data["eps"] = eps;
+    ctx->save_for_backward({z, x});
+    return op.call(z, x, eps);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    static const auto op =
+        find_op<NearestPair(const at::Tensor&, const at::Tensor&, const at::Tensor&, double)>(
+            "omasgan::scattering_backward");
+    variable_list out(3);
+    if (!ctx->needs_input_grad(0) && !ctx->needs_input_grad(1)) {
+      return out;
+    }
+    const auto saved = ctx->get_saved_variables();
+    auto [grad_z, grad_x] = op.call(grads[0], saved[0], saved[1], ctx->saved_data["eps"].toDouble());
+    out[0] = ctx->needs_input_grad(0) ? grad_z : at::Tensor();
+    out[1] = ctx->needs_input_grad(1) ? grad_x : at::Tensor();
+    return out;
+  }
+};
+
+using ScatteringPairs = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
+
+class ScatteringWithPairsFunction : public torch::autograd::Function<ScatteringWithPairsFunction> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& z, const at::Tensor& x, double eps,
+                               bool keep_latent, bool keep_data) {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    static const auto op = find_op<ScatteringPairs(const at::Tensor&, const at::Tensor&, double, bool, bool)>(
+        "omasgan::scattering_with_pairs");
+    auto [s, latent_pairs, data_pairs] = op.call(z, x, eps, keep_latent, keep_data);
+    ctx->mark_non_differentiable({latent_pairs, data_pairs});
+    ctx->saved_data["eps"] = eps;
+    ctx->save_for_backward({z, x, latent_pairs, data_pairs});
+    return {s, latent_pairs, data_pairs};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    static const auto op = find_op<NearestPair(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                               const at::Tensor&, const at::Tensor&, double)>(
+        "omasgan::scattering_backward_from_pairs");
+    variable_list out(5);
+    if (!ctx->needs_input_grad(0) && !ctx->needs_input_grad(1)) {
+      return out;
+    }
+    const auto saved = ctx->get_saved_variables();
+    auto [grad_z, grad_x] =
+        op.call(grads[0], saved[0], saved[1], saved[2], saved[3], ctx->saved_data["eps"].toDouble());
+    out[0] = ctx->needs_input_grad(0) ? grad_z : at::Tensor();
+    out[1] = ctx->needs_input_grad(1) ? grad_x : at::Tensor();
+    return out;
+  }
+};
+
 NearestPair min_distance_autograd(const at::Tensor& x, const at::Tensor& ref) {
   auto out = MinDistanceFunction::apply(x, ref);
   return {out[0], out[1]};
@@ -86,11 +145,23 @@ NearestPair knn_autograd(const at::Tensor& x, const at::Tensor& ref, int64_t k) 
   return {out[0], out[1]};
 }
 
+at::Tensor scattering_autograd(const at::Tensor& z, const at::Tensor& x, double eps) {
+  return ScatteringFunction::apply(z, x, eps);
+}
+
+ScatteringPairs scattering_with_pairs_autograd(const at::Tensor& z, const at::Tensor& x, double eps,
+                                               bool keep_latent, bool keep_data) {
+  auto out = ScatteringWithPairsFunction::apply(z, x, eps, keep_latent, keep_data);
+  return {out[0], out[1], out[2]};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(omasgan, Autograd, m) {
   m.impl("min_distance", &min_distance_autograd);
   m.impl("knn", &knn_autograd);
+  m.impl("scattering", &scattering_autograd);
+  m.impl("scattering_with_pairs", &scattering_with_pairs_autograd);
 }
 
 }  // namespace omasgan

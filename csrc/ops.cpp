@@ -15,9 +15,12 @@ TORCH_LIBRARY(omasgan, m) {
   // s_i = 1/(N-1) sum_{j != i} ||z_i - z_j|| / (||x_i - x_j|| + eps).
   m.def("scattering(Tensor z, Tensor x, float eps) -> Tensor");
   m.def("scattering_backward(Tensor grad_s, Tensor z, Tensor x, float eps) -> (Tensor, Tensor)");
-  // The same, also returning the (N, N) squared latent and sample distances for a backward that reads
-  // them instead of recomputing (the "pairs" strategy; omasgan/ops/scattering.py chooses it by memory).
-  m.def("scattering_with_pairs(Tensor z, Tensor x, float eps) -> (Tensor, Tensor, Tensor)");
+  // The same, also returning the (N, N) squared latent and sample distances asked for (an empty tensor
+  // for a space not kept) for a backward that reads them instead of recomputing (the "pairs" strategy;
+  // omasgan/ops/scattering.py chooses it, and what to keep, by a memory budget).
+  m.def(
+      "scattering_with_pairs(Tensor z, Tensor x, float eps, bool keep_latent, bool keep_data)"
+      " -> (Tensor, Tensor, Tensor)");
   m.def(
       "scattering_backward_from_pairs(Tensor grad_s, Tensor z, Tensor x, Tensor latent_pairs, Tensor data_pairs,"
       " float eps) -> (Tensor, Tensor)");

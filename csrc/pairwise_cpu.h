@@ -59,13 +59,20 @@ OMASGAN_HOT_LOOP double exact_sqdist(const scalar_t* __restrict__ a, const scala
 }
 
 // Column mean of a (n, dim) matrix, in double; the common centre of the gemm mode.
+// mean[d] += row[d] for one row (vectorised: one double lane per feature).
+template <typename scalar_t>
+OMASGAN_HOT_LOOP void add_row_to(double* __restrict__ mean, const scalar_t* __restrict__ row, int64_t dim) {
+#pragma omp simd
+  for (int64_t d = 0; d < dim; ++d) {
+    mean[d] += static_cast<double>(row[d]);
+  }
+}
+
 template <typename scalar_t>
 std::vector<double> column_mean(const scalar_t* a, int64_t n, int64_t dim) {
   std::vector<double> mean(dim, 0.0);
   for (int64_t i = 0; i < n; ++i) {
-    for (int64_t d = 0; d < dim; ++d) {
-      mean[d] += static_cast<double>(a[i * dim + d]);
-    }
+    add_row_to(mean.data(), a + i * dim, dim);
   }
   for (auto& m : mean) {
     m /= static_cast<double>(n);
@@ -213,6 +220,26 @@ int64_t first_nonfinite_row(const scalar_t* points, int64_t rows, int64_t dim) {
   return -1;
 }
 
+// sum_j v[j], accumulated in double.
+template <typename scalar_t>
+OMASGAN_HOT_LOOP scalar_t row_sum(const scalar_t* __restrict__ v, int64_t count) {
+  double acc = 0;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t j = 0; j < count; ++j) {
+    acc += static_cast<double>(v[j]);
+  }
+  return static_cast<scalar_t>(acc);
+}
+
+// g += s * a
+template <typename scalar_t>
+OMASGAN_HOT_LOOP void add_scaled(scalar_t* __restrict__ g, const scalar_t* __restrict__ a, scalar_t s, int64_t dim) {
+#pragma omp simd
+  for (int64_t d = 0; d < dim; ++d) {
+    g[d] += s * a[d];
+  }
+}
+
 // g += s * (a - b) in the input precision.
 template <typename scalar_t>
 OMASGAN_HOT_LOOP void add_scaled_difference(scalar_t* __restrict__ g, const scalar_t* __restrict__ a,
@@ -308,6 +335,13 @@ class SqDistTiler {
       at::mm_out(out, row_centred_, col_centred_.t());
     }
   }
+  // gemm_dots for rows [b0, b1) of the current rows only, into a contiguous (b1 - b0, n_cols) out;
+  // finish_row then takes those rows by their index in the current rows.
+  void gemm_dots_rows(int64_t b0, int64_t b1, at::Tensor out) {
+    if (!direct_) {
+      at::mm_out(out, row_centred_.narrow(0, b0, b1 - b0), col_centred_.t());
+    }
+  }
   void finish_row(int64_t i, scalar_t* out_row) const {
     if (direct_) {
       direct_sqdist_row(row(i), col_transposed_.data(), dim_, n_cols(), out_row);
@@ -380,9 +414,39 @@ class SqDistTiler {
       });
       return;
     }
-    at::Tensor row_sums = coef.sum(1, /*keepdim=*/true);
-    grad_rows.add_(row_centred_ * row_sums);
-    grad_rows.sub_(at::mm(coef, col_centred_));
+    at::parallel_for(0, nr, 16, [&](int64_t i_begin, int64_t i_end) {
+      for (int64_t i = i_begin; i < i_end; ++i) {
+        add_scaled(g + i * dim_, row_centred_.data_ptr<scalar_t>() + i * dim_, row_sum(c + i * nc, nc), dim_);
+      }
+    });
+    grad_rows.addmm_(coef, col_centred_, /*beta=*/1, /*alpha=*/-1);
+  }
+
+  // accumulate_weighted_differences for rows [b0, b1) of the current rows against every column, with the
+  // current columns the current rows (set_cols_to_rows): coef (b1 - b0, n_cols) with a zero diagonal
+  // (the self pairs), overwritten; grad_block the gradient rows [b0, b1). gemm mode folds the row sums
+  // into the diagonal, so the whole update is one GEMM:  g_i -= sum_j M_ij c_j,  M_ii = -sum_j c_ij.
+  void accumulate_weighted_differences_rows(int64_t b0, int64_t b1, at::Tensor coef, at::Tensor grad_block) {
+    TORCH_INTERNAL_ASSERT(rows_ == cols_ && r0_ == c0_ && r1_ == c1_, "needs set_cols_to_rows");
+    const int64_t nb = b1 - b0, nc = n_cols();
+    scalar_t* c = coef.data_ptr<scalar_t>();
+    scalar_t* g = grad_block.data_ptr<scalar_t>();
+    at::parallel_for(0, nb, 16, [&](int64_t i_begin, int64_t i_end) {
+      for (int64_t i = i_begin; i < i_end; ++i) {
+        scalar_t* ci = c + i * nc;
+        if (direct_) {
+          const scalar_t* r = row(b0 + i);
+          for (int64_t d = 0; d < dim_; ++d) {
+            g[i * dim_ + d] += weighted_difference_sum(ci, col_transposed_.data() + d * nc, r[d], nc);
+          }
+        } else {
+          ci[b0 + i] = -row_sum(ci, nc);  // the columns are the rows: row b0 + i's self pair
+        }
+      }
+    });
+    if (!direct_) {
+      grad_block.addmm_(coef, col_centred_, /*beta=*/1, /*alpha=*/-1);
+    }
   }
 
   // grad_rows(i, :) += weight * (row_i - col_j), by direct differences.

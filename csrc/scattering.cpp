@@ -7,13 +7,17 @@
 // caller (omasgan/ops/scattering.py, by a memory budget):
 //  - recompute (scattering, scattering_backward): column tiles of kColTile; backward recomputes every
 //    pairwise tile. Memory O(N + tile).
-//  - pairs (scattering_with_pairs, scattering_backward_from_pairs): the whole (N, N) matrices at once,
-//    one GEMM per space (threaded by BLAS, the points centred once) and the rows in parallel around it;
-//    the forward returns the refined squared-distance matrices, which backward reads instead of
-//    recomputing the two distance GEMMs. Memory O(N^2). The same refinement makes it as exact.
+//  - pairs (scattering_with_pairs, scattering_backward_from_pairs): every row against all N columns,
+//    in row blocks of a few MiB, one GEMM per space and block (threaded by BLAS, the points centred
+//    once) with the rows in parallel around it. The forward returns the refined (N, N) squared
+//    distances of the spaces the caller asks to keep, which backward reads instead of recomputing
+//    their distance GEMMs; a space not kept is recomputed block by block. The same refinement makes
+//    it as exact. Memory O(N^2) per kept space, O(N * block) otherwise.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
+
+#include <limits>
 
 #include "pairwise_cpu.h"
 #include "scattering.h"
@@ -145,36 +149,59 @@ void scattering_cpu_kernel(const scalar_t* z,  // (N, L)
 
 // Rows per parallel task of the pairs strategy's row loops (each row costs O(N)).
 constexpr int64_t kPairRowGrain = 16;
+// The pairs strategy walks row blocks of (rows, N) temporaries of about this many bytes each: tall
+// enough that the block GEMMs run at full speed, small next to a kept (N, N) matrix.
+constexpr int64_t kPairBlockBytes = 8 << 20;
 
-// The pairs strategy's forward: s, and the refined (N, N) squared distances (self pairs included).
+int64_t pair_block_rows(int64_t N, int64_t element_size) {
+  return std::min<int64_t>(N, std::max<int64_t>(64, kPairBlockBytes / (N * element_size)));
+}
+
+// Row block [r0, r1) of a matrix kept whole, or of a block-sized temporary where it is not kept.
+at::Tensor block_of(const at::Tensor& kept, const at::Tensor& temporary, int64_t r0, int64_t r1) {
+  return kept.numel() > 0 ? kept.narrow(0, r0, r1 - r0) : temporary.narrow(0, 0, r1 - r0);
+}
+
+// The pairs strategy's forward: s, and the refined (N, N) squared distances of the spaces asked for
+// (self pairs included; an empty tensor asks for none), row block by row block around one BLAS-threaded
+// GEMM per space; a space not kept is computed into a block temporary and dropped.
 template <typename scalar_t>
 void scattering_pairs_cpu_kernel(const scalar_t* z, const scalar_t* x, int64_t N, int64_t L, int64_t D, double eps,
-                                 scalar_t* s, at::Tensor& latent_pairs, at::Tensor& data_pairs) {
+                                 scalar_t* s, const at::Tensor& latent_pairs, const at::Tensor& data_pairs) {
   const auto cz = L > cpu::kDirectMaxDim ? cpu::column_mean(z, N, L) : std::vector<double>();
   const auto cx = D > cpu::kDirectMaxDim ? cpu::column_mean(x, N, D) : std::vector<double>();
   ScatteringTiles<scalar_t> tiles(z, x, L, D, &cz, &cx);
   tiles.set_whole(N);
-  tiles.latent.gemm_dots(latent_pairs);
-  tiles.data.gemm_dots(data_pairs);
-  scalar_t* a_sq = latent_pairs.data_ptr<scalar_t>();
-  scalar_t* b_sq = data_pairs.data_ptr<scalar_t>();
+  const int64_t rows = pair_block_rows(N, sizeof(scalar_t));
+  const auto options = at::CPU(c10::CppTypeToScalarType<scalar_t>::value);
+  const at::Tensor latent_block = latent_pairs.numel() > 0 ? at::Tensor() : at::empty({rows, N}, options);
+  const at::Tensor data_block = data_pairs.numel() > 0 ? at::Tensor() : at::empty({rows, N}, options);
   const auto e = static_cast<scalar_t>(eps);
-  at::parallel_for(0, N, kPairRowGrain, [&](int64_t begin, int64_t end) {
-    std::vector<int64_t> near;
-    for (int64_t i = begin; i < end; ++i) {
-      scalar_t* a_row = a_sq + i * N;
-      scalar_t* b_row = b_sq + i * N;
-      tiles.latent.finish_row(i, a_row);
-      tiles.data.finish_row(i, b_row);
-      near.clear();
-      tiles.latent.refine_small(i, a_row, near);
-      tiles.data.refine_small(i, b_row, near);
-      // The self pair is not a neighbour: sum around it (the kept matrices keep its entry).
-      const double sum = static_cast<double>(ratio_sum(a_row, b_row, e, i)) +
-                         static_cast<double>(ratio_sum(a_row + i + 1, b_row + i + 1, e, N - i - 1));
-      s[i] = static_cast<scalar_t>(sum / static_cast<double>(N - 1));
-    }
-  });
+  for (int64_t r0 = 0; r0 < N; r0 += rows) {
+    const int64_t r1 = std::min(N, r0 + rows);
+    const at::Tensor a_block = block_of(latent_pairs, latent_block, r0, r1);
+    const at::Tensor b_block = block_of(data_pairs, data_block, r0, r1);
+    tiles.latent.gemm_dots_rows(r0, r1, a_block);
+    tiles.data.gemm_dots_rows(r0, r1, b_block);
+    scalar_t* a_sq = a_block.data_ptr<scalar_t>();
+    scalar_t* b_sq = b_block.data_ptr<scalar_t>();
+    at::parallel_for(r0, r1, kPairRowGrain, [&](int64_t begin, int64_t end) {
+      std::vector<int64_t> near;
+      for (int64_t i = begin; i < end; ++i) {
+        scalar_t* a_row = a_sq + (i - r0) * N;
+        scalar_t* b_row = b_sq + (i - r0) * N;
+        tiles.latent.finish_row(i, a_row);
+        tiles.data.finish_row(i, b_row);
+        near.clear();
+        tiles.latent.refine_small(i, a_row, near);
+        tiles.data.refine_small(i, b_row, near);
+        // The self pair is not a neighbour: sum around it (the kept matrices keep its entry).
+        const double sum = static_cast<double>(ratio_sum(a_row, b_row, e, i)) +
+                           static_cast<double>(ratio_sum(a_row + i + 1, b_row + i + 1, e, N - i - 1));
+        s[i] = static_cast<scalar_t>(sum / static_cast<double>(N - 1));
+      }
+    });
+  }
 }
 
 // Pair {i, j} enters s_i and s_j, so L = sum_{i<j} w_ij a_ij / (b_ij + eps), w_ij = (g_i + g_j)/(N-1):
@@ -252,33 +279,70 @@ void scattering_backward_cpu_kernel(const scalar_t* grad_s,  // (N,)
   });
 }
 
-// The pairs strategy's backward: coefficient rows in parallel from the kept matrices, then one GEMM per
-// space for the weighted differences.
+// The pairs strategy's backward, row block by row block: coefficient rows in parallel from the kept
+// matrices (a space not kept is recomputed for the block), then one GEMM per space for the block's
+// weighted differences.
 template <typename scalar_t>
 void scattering_backward_pairs_cpu_kernel(const scalar_t* grad_s, const scalar_t* z, const scalar_t* x, int64_t N,
-                                          int64_t L, int64_t D, double eps, const scalar_t* latent_pairs,
-                                          const scalar_t* data_pairs, at::Tensor& grad_z, at::Tensor& grad_x) {
+                                          int64_t L, int64_t D, double eps, const at::Tensor& latent_pairs,
+                                          const at::Tensor& data_pairs, at::Tensor& grad_z, at::Tensor& grad_x) {
   const auto cz = L > cpu::kDirectMaxDim ? cpu::column_mean(z, N, L) : std::vector<double>();
   const auto cx = D > cpu::kDirectMaxDim ? cpu::column_mean(x, N, D) : std::vector<double>();
   const scalar_t inv_pairs = static_cast<scalar_t>(1.0 / static_cast<double>(N - 1));
   const auto options = at::CPU(c10::CppTypeToScalarType<scalar_t>::value);
   ScatteringTiles<scalar_t> tiles(z, x, L, D, &cz, &cx);
   tiles.set_whole(N);
-  at::Tensor coef_z = at::empty({N, N}, options);
-  at::Tensor coef_x = at::empty({N, N}, options);
-  at::parallel_for(0, N, kPairRowGrain, [&](int64_t begin, int64_t end) {
-    std::vector<scalar_t> a_row(N), b_row(N);  // the kept rows are read-only: refine copies
-    std::vector<int64_t> near_latent, near_data;
-    for (int64_t i = begin; i < end; ++i) {
-      std::copy_n(latent_pairs + i * N, N, a_row.data());
-      std::copy_n(data_pairs + i * N, N, b_row.data());
-      row_coefficients(tiles, i, i, 0, N, a_row.data(), b_row.data(), grad_s, inv_pairs, eps,
-                       coef_z.data_ptr<scalar_t>() + i * N, coef_x.data_ptr<scalar_t>() + i * N, grad_z, grad_x,
-                       near_latent, near_data);
+  const bool latent_kept = latent_pairs.numel() > 0, data_kept = data_pairs.numel() > 0;
+  const int64_t rows = pair_block_rows(N, sizeof(scalar_t));
+  const at::Tensor latent_block = latent_kept ? at::Tensor() : at::empty({rows, N}, options);
+  const at::Tensor data_block = data_kept ? at::Tensor() : at::empty({rows, N}, options);
+  const at::Tensor coef_z = at::empty({rows, N}, options);
+  const at::Tensor coef_x = at::empty({rows, N}, options);
+  for (int64_t r0 = 0; r0 < N; r0 += rows) {
+    const int64_t r1 = std::min(N, r0 + rows), nr = r1 - r0;
+    const at::Tensor a_block = block_of(latent_pairs, latent_block, r0, r1);
+    const at::Tensor b_block = block_of(data_pairs, data_block, r0, r1);
+    if (!latent_kept) {
+      tiles.latent.gemm_dots_rows(r0, r1, a_block);
     }
+    if (!data_kept) {
+      tiles.data.gemm_dots_rows(r0, r1, b_block);
+    }
+    at::parallel_for(r0, r1, kPairRowGrain, [&](int64_t begin, int64_t end) {
+      // Kept rows are read-only (refining writes): copy them; a recomputed block row is this task's own.
+      std::vector<scalar_t> a_copy(latent_kept ? N : 0), b_copy(data_kept ? N : 0);
+      std::vector<int64_t> near_latent, near_data;
+      for (int64_t i = begin; i < end; ++i) {
+        scalar_t* a_row = a_block.data_ptr<scalar_t>() + (i - r0) * N;
+        scalar_t* b_row = b_block.data_ptr<scalar_t>() + (i - r0) * N;
+        if (latent_kept) {
+          a_row = std::copy_n(a_row, N, a_copy.data()) - N;
+        } else {
+          tiles.latent.finish_row(i, a_row);
+        }
+        if (data_kept) {
+          b_row = std::copy_n(b_row, N, b_copy.data()) - N;
+        } else {
+          tiles.data.finish_row(i, b_row);
+        }
+        row_coefficients(tiles, i, i, 0, N, a_row, b_row, grad_s, inv_pairs, eps,
+                         coef_z.data_ptr<scalar_t>() + (i - r0) * N, coef_x.data_ptr<scalar_t>() + (i - r0) * N,
+                         grad_z, grad_x, near_latent, near_data);
+      }
+    });
+    tiles.latent.accumulate_weighted_differences_rows(r0, r1, coef_z.narrow(0, 0, nr), grad_z.narrow(0, r0, nr));
+    tiles.data.accumulate_weighted_differences_rows(r0, r1, coef_x.narrow(0, 0, nr), grad_x.narrow(0, r0, nr));
+  }
+}
+
+// The rule for non-finite input (omasgan/ops/_nonfinite.py): one NaN or infinity anywhere in z or x
+// reaches every s[i] and every gradient, so the kernels fill their outputs with NaN instead.
+bool all_points_finite(const at::Tensor& z, const at::Tensor& x) {
+  bool finite = true;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "scattering_all_finite", [&] {
+    finite = cpu::all_finite(z.data_ptr<scalar_t>(), z.numel()) && cpu::all_finite(x.data_ptr<scalar_t>(), x.numel());
   });
-  tiles.latent.accumulate_weighted_differences(coef_z, grad_z);
-  tiles.data.accumulate_weighted_differences(coef_x, grad_x);
+  return finite;
 }
 
 at::Tensor scattering_cpu(const at::Tensor& z, const at::Tensor& x, double eps) {
@@ -286,6 +350,9 @@ at::Tensor scattering_cpu(const at::Tensor& z, const at::Tensor& x, double eps) 
   TORCH_INTERNAL_ASSERT(z.device().is_cpu() && x.device().is_cpu());
   const at::Tensor zc = z.contiguous(), xc = x.contiguous();
   const int64_t N = xc.size(0), L = zc.size(1), D = xc.size(1);
+  if (!all_points_finite(zc, xc)) {
+    return at::full({N}, std::numeric_limits<double>::quiet_NaN(), xc.options());
+  }
   at::Tensor s = at::empty({N}, xc.options());
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "scattering_cpu", [&] {
     scattering_cpu_kernel<scalar_t>(zc.data_ptr<scalar_t>(), xc.data_ptr<scalar_t>(), N, L, D, eps,
@@ -295,14 +362,21 @@ at::Tensor scattering_cpu(const at::Tensor& z, const at::Tensor& x, double eps) 
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> scattering_with_pairs_cpu(const at::Tensor& z, const at::Tensor& x,
-                                                                         double eps) {
+                                                                         double eps, bool keep_latent,
+                                                                         bool keep_data) {
   check_scattering_args(z, x, eps);
   TORCH_INTERNAL_ASSERT(z.device().is_cpu() && x.device().is_cpu());
   const at::Tensor zc = z.contiguous(), xc = x.contiguous();
   const int64_t N = xc.size(0), L = zc.size(1), D = xc.size(1);
+  at::Tensor latent_pairs = keep_latent ? at::empty({N, N}, xc.options()) : at::empty({0}, xc.options());
+  at::Tensor data_pairs = keep_data ? at::empty({N, N}, xc.options()) : at::empty({0}, xc.options());
+  if (!all_points_finite(zc, xc)) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    latent_pairs.fill_(nan);
+    data_pairs.fill_(nan);
+    return {at::full({N}, nan, xc.options()), latent_pairs, data_pairs};
+  }
   at::Tensor s = at::empty({N}, xc.options());
-  at::Tensor latent_pairs = at::empty({N, N}, xc.options());
-  at::Tensor data_pairs = at::empty({N, N}, xc.options());
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "scattering_with_pairs_cpu", [&] {
     scattering_pairs_cpu_kernel<scalar_t>(zc.data_ptr<scalar_t>(), xc.data_ptr<scalar_t>(), N, L, D, eps,
                                           s.data_ptr<scalar_t>(), latent_pairs, data_pairs);
@@ -316,6 +390,10 @@ std::tuple<at::Tensor, at::Tensor> scattering_backward_cpu(const at::Tensor& gra
   TORCH_INTERNAL_ASSERT(x.device().is_cpu());
   const at::Tensor gc = grad_s.contiguous(), zc = z.contiguous(), xc = x.contiguous();
   const int64_t N = xc.size(0), L = zc.size(1), D = xc.size(1);
+  if (!all_points_finite(zc, xc)) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    return {at::full_like(zc, nan), at::full_like(xc, nan)};
+  }
   at::Tensor grad_z = at::empty_like(zc);
   at::Tensor grad_x = at::empty_like(xc);
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "scattering_backward_cpu", [&] {
@@ -326,25 +404,35 @@ std::tuple<at::Tensor, at::Tensor> scattering_backward_cpu(const at::Tensor& gra
   return {grad_z, grad_x};
 }
 
+// A kept matrix is (N, N) of x's dtype; an empty one means "not kept: recompute".
+void check_kept_pairs(const char* name, const at::Tensor& pairs, const at::Tensor& x) {
+  const int64_t N = x.size(0);
+  TORCH_CHECK((pairs.numel() == 0 || pairs.sizes() == at::IntArrayRef({N, N})) &&
+                  pairs.scalar_type() == x.scalar_type(),
+              "scattering_backward_from_pairs: ", name, " must be (", N, ", ", N, ") or empty, of x's dtype, ",
+              "as scattering_with_pairs returns it; got ", pairs.sizes(), " of ", pairs.scalar_type(), ".");
+}
+
 std::tuple<at::Tensor, at::Tensor> scattering_backward_from_pairs_cpu(const at::Tensor& grad_s, const at::Tensor& z,
                                                                       const at::Tensor& x,
                                                                       const at::Tensor& latent_pairs,
                                                                       const at::Tensor& data_pairs, double eps) {
   check_scattering_backward_args(grad_s, z, x, eps);
-  const int64_t N = x.size(0), L = z.size(1), D = x.size(1);
-  TORCH_CHECK(latent_pairs.sizes() == at::IntArrayRef({N, N}) && data_pairs.sizes() == at::IntArrayRef({N, N}) &&
-                  latent_pairs.scalar_type() == x.scalar_type() && data_pairs.scalar_type() == x.scalar_type(),
-              "scattering_backward_from_pairs: latent_pairs and data_pairs must be (", N, ", ", N, ") of x's dtype, ",
-              "as scattering_with_pairs returns them; got ", latent_pairs.sizes(), " and ", data_pairs.sizes(), ".");
+  check_kept_pairs("latent_pairs", latent_pairs, x);
+  check_kept_pairs("data_pairs", data_pairs, x);
   TORCH_INTERNAL_ASSERT(x.device().is_cpu());
   const at::Tensor gc = grad_s.contiguous(), zc = z.contiguous(), xc = x.contiguous();
+  if (!all_points_finite(zc, xc)) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    return {at::full_like(zc, nan), at::full_like(xc, nan)};
+  }
+  const int64_t N = xc.size(0), L = zc.size(1), D = xc.size(1);
   const at::Tensor lp = latent_pairs.contiguous(), dp = data_pairs.contiguous();
   at::Tensor grad_z = at::zeros_like(zc);
   at::Tensor grad_x = at::zeros_like(xc);
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "scattering_backward_from_pairs_cpu", [&] {
     scattering_backward_pairs_cpu_kernel<scalar_t>(gc.data_ptr<scalar_t>(), zc.data_ptr<scalar_t>(),
-                                                   xc.data_ptr<scalar_t>(), N, L, D, eps, lp.data_ptr<scalar_t>(),
-                                                   dp.data_ptr<scalar_t>(), grad_z, grad_x);
+                                                   xc.data_ptr<scalar_t>(), N, L, D, eps, lp, dp, grad_z, grad_x);
   });
   return {grad_z, grad_x};
 }

@@ -4,8 +4,8 @@ A NaN or infinite coordinate is not a point, and the kernels' searches skip such
 differ by backend (a distance of inf, of 0, or a finite distance to some other row). The operators
 therefore mark, after the backend has run, the outputs a non-finite input can reach, and the gradients
 of the inputs that reach them, as NaN: never a silently wrong finite value, and no device sync (the
-masks are tensors, not Python booleans). min_distance's and knn's CPU kernels apply the same rule
-themselves (csrc/knn.h), so there these masks serve the reference implementation and CUDA only.
+masks are tensors, not Python booleans). The CPU kernels of min_distance, knn (csrc/knn.h) and
+scattering apply the same rule themselves, so these masks serve the reference implementation and CUDA.
 """
 
 from __future__ import annotations

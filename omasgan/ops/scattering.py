@@ -13,8 +13,9 @@ from omasgan.ops._reference import scattering_reference
 __all__ = ["PAIR_MATRIX_BUDGET_BYTES", "scattering"]
 
 # The CPU kernel keeps the two (N, N) squared-distance matrices from forward for backward when they fit
-# in this many bytes together (N <= 2896 in float32), and recomputes them tile by tile beyond it, where
-# memory stays O(N * tile). Both are exact; keeping saves backward the two distance GEMMs.
+# in this many bytes together (N <= 2896 in float32); else the one that costs more to recompute when it
+# fits alone (N <= 4096); beyond that it recomputes them tile by tile, where memory stays O(N * tile).
+# All are exact; keeping saves backward a distance GEMM per kept space.
 PAIR_MATRIX_BUDGET_BYTES = 64 << 20
 
 
@@ -36,13 +37,14 @@ def scattering(z: torch.Tensor, x: torch.Tensor, eps: float = 1e-8) -> torch.Ten
     Returns
     -------
     s : Tensor (N,)
-        Differentiable w.r.t. ``z`` and ``x``. On the CPU, when a gradient is needed and the two N x N
-        squared-distance matrices fit in ``PAIR_MATRIX_BUDGET_BYTES`` (64 MiB), forward keeps them for
-        backward; beyond it (and on CUDA) backward recomputes them tile by tile and memory stays
-        O(N * tile). Distances of near-duplicate pairs are taken by direct differences either way, so
-        they are exact. The gradient of a zero distance is 0. Inside ``torch.autocast``, float16/bfloat16
-        inputs are computed (and returned) in float32. A non-finite coordinate (NaN, +-inf) anywhere in
-        ``z`` or ``x`` makes every ``s[i]`` and every gradient NaN, on every backend.
+        Differentiable w.r.t. ``z`` and ``x``. On the CPU, when a gradient is needed, forward keeps the
+        N x N squared-distance matrices for backward as far as ``PAIR_MATRIX_BUDGET_BYTES`` (64 MiB)
+        allows: both, or the one of the wider space; beyond it (and on CUDA) backward recomputes them
+        tile by tile and memory stays O(N * tile). Distances of near-duplicate pairs are taken by direct
+        differences either way, so they are exact. The gradient of a zero distance is 0. Inside
+        ``torch.autocast``, float16/bfloat16 inputs are computed (and returned) in float32. A non-finite
+        coordinate (NaN, +-inf) anywhere in ``z`` or ``x`` makes every ``s[i]`` and every gradient NaN, on
+        every backend.
 
     Raises
     ------
@@ -60,10 +62,14 @@ def scattering(z: torch.Tensor, x: torch.Tensor, eps: float = 1e-8) -> torch.Ten
     if eps < 0:
         raise InvalidInputError(f"scattering: eps must be >= 0, got {eps}.")
     check_same_kind("scattering", ("z", "x"), z, x)
-    if _extension.supports(x.device) and _keeps_pairs(z, x):
-        s, _, _ = torch.ops.omasgan.scattering_with_pairs.default(z, x, float(eps))
-    elif _extension.supports(x.device):
-        s = torch.ops.omasgan.scattering.default(z, x, float(eps))
+    if _extension.supports(x.device):
+        kept = _kept_pairs(z, x)
+        if kept is not None:
+            s, _, _ = torch.ops.omasgan.scattering_with_pairs.default(z, x, float(eps), *kept)
+        else:
+            s = torch.ops.omasgan.scattering.default(z, x, float(eps))
+        if x.device.type == "cpu":
+            return s  # the CPU kernels apply the non-finite rule themselves
     else:
         _extension.warn_reference_fallback(x.device.type)
         s = scattering_reference(z, x, eps)
@@ -74,18 +80,27 @@ def scattering(z: torch.Tensor, x: torch.Tensor, eps: float = 1e-8) -> torch.Ten
     return poison(s, bad, z, x)
 
 
-def _keeps_pairs(z: torch.Tensor, x: torch.Tensor) -> bool:
-    """The pairs strategy: CPU, a gradient to come, and both (N, N) matrices within the budget."""
+def _kept_pairs(z: torch.Tensor, x: torch.Tensor, budget_bytes: int | None = None) -> tuple[bool, bool] | None:
+    """The pairs strategy's (keep_latent, keep_data), or None for the recompute strategy.
+
+    CPU with a gradient to come only. Both (N, N) matrices when they fit the budget (default
+    ``PAIR_MATRIX_BUDGET_BYTES``) together; else the one whose distances cost more to recompute (the
+    space with more columns) when it fits alone; else none (recompute)."""
     n = x.shape[0]
-    return (
-        x.device.type == "cpu"
-        and torch.is_grad_enabled()
-        and (z.requires_grad or x.requires_grad)
-        and 2 * n * n * x.element_size() <= PAIR_MATRIX_BUDGET_BYTES
-    )
+    if x.device.type != "cpu" or not torch.is_grad_enabled() or not (z.requires_grad or x.requires_grad):
+        return None
+    budget = PAIR_MATRIX_BUDGET_BYTES if budget_bytes is None else budget_bytes
+    matrix_bytes = n * n * x.element_size()
+    if 2 * matrix_bytes <= budget:
+        return True, True
+    if matrix_bytes <= budget:
+        latent_costs_more = z.shape[1] > x.shape[1]
+        return latent_costs_more, not latent_costs_more
+    return None
 
 
 def _register() -> None:
+    # Fake kernels for torch.compile and opcheck. The autograd kernels are C++ (csrc/autograd.cpp).
     @torch.library.register_fake("omasgan::scattering")
     def _scattering_fake(z, x, eps):
         torch._check(z.dim() == 2 and x.dim() == 2, lambda: "scattering: z and x must be 2-D")
@@ -96,48 +111,20 @@ def _register() -> None:
     def _scattering_backward_fake(grad_s, z, x, eps):
         return torch.empty_like(z), torch.empty_like(x)
 
-    def _setup_context(ctx, inputs, output):
-        z, x, eps = inputs
-        ctx.eps = eps
-        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            ctx.save_for_backward(z, x)
-
-    def _backward(ctx, grad_s):
-        z, x = ctx.saved_tensors
-        grad_z, grad_x = torch.ops.omasgan.scattering_backward.default(grad_s, z, x, ctx.eps)
-        return (grad_z if ctx.needs_input_grad[0] else None, grad_x if ctx.needs_input_grad[1] else None, None)
-
-    torch.library.register_autograd("omasgan::scattering", _backward, setup_context=_setup_context)
-
     @torch.library.register_fake("omasgan::scattering_with_pairs")
-    def _scattering_with_pairs_fake(z, x, eps):
+    def _scattering_with_pairs_fake(z, x, eps, keep_latent, keep_data):
         torch._check(z.dim() == 2 and x.dim() == 2, lambda: "scattering: z and x must be 2-D")
         torch._check(z.shape[0] == x.shape[0], lambda: "scattering: z and x need the same N")
         n = x.shape[0]
-        return x.new_empty(n), x.new_empty(n, n), x.new_empty(n, n)
+        return (
+            x.new_empty(n),
+            x.new_empty((n, n) if keep_latent else (0,)),
+            x.new_empty((n, n) if keep_data else (0,)),
+        )
 
     @torch.library.register_fake("omasgan::scattering_backward_from_pairs")
     def _scattering_backward_from_pairs_fake(grad_s, z, x, latent_pairs, data_pairs, eps):
         return torch.empty_like(z), torch.empty_like(x)
-
-    def _setup_pairs_context(ctx, inputs, output):
-        z, x, eps = inputs
-        _, latent_pairs, data_pairs = output
-        ctx.eps = eps
-        ctx.mark_non_differentiable(latent_pairs, data_pairs)
-        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            ctx.save_for_backward(z, x, latent_pairs, data_pairs)
-
-    def _backward_from_pairs(ctx, grad_s, _grad_latent_pairs, _grad_data_pairs):
-        z, x, latent_pairs, data_pairs = ctx.saved_tensors
-        grad_z, grad_x = torch.ops.omasgan.scattering_backward_from_pairs.default(
-            grad_s, z, x, latent_pairs, data_pairs, ctx.eps
-        )
-        return (grad_z if ctx.needs_input_grad[0] else None, grad_x if ctx.needs_input_grad[1] else None, None)
-
-    torch.library.register_autograd(
-        "omasgan::scattering_with_pairs", _backward_from_pairs, setup_context=_setup_pairs_context
-    )
 
 
 if _extension.compiled():

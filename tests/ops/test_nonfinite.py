@@ -163,3 +163,25 @@ def test_the_cpu_kernels_apply_the_rule_without_the_python_masks(op, d, bad):
     expected_index = torch.full((6,), 7) if op == "min_distance" else torch.arange(3).expand(6, 3)
     assert torch.isnan(dist).all() and torch.equal(index, expected_index)
     assert torch.isnan(x.grad).all() and torch.isnan(ref.grad).all()
+
+
+@pytest.mark.skipif(ops.backend() != "compiled", reason="needs the compiled extension")
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("keep", [None, (True, True), (False, True), (True, False)])  # None: recompute
+@pytest.mark.parametrize("where", ["z", "x"])
+@pytest.mark.parametrize("d", [3, 64])
+@pytest.mark.parametrize("bad", BAD)
+def test_the_cpu_scattering_kernels_apply_the_rule_without_the_python_masks(keep, where, d, bad):
+    """The public CPU path returns scattering's kernel output unmasked, so each strategy's kernels must
+    give NaN for every s[i] and every gradient themselves."""
+    z, x = _points("cpu", torch.float64, 7, 20, 2), _points("cpu", torch.float64, 7, d, 3)
+    (z if where == "z" else x)[3, 1] = bad
+    z.requires_grad_(True)
+    x.requires_grad_(True)
+    if keep is None:
+        s = torch.ops.omasgan.scattering.default(z, x, 1e-8)
+    else:
+        s, latent_pairs, data_pairs = torch.ops.omasgan.scattering_with_pairs.default(z, x, 1e-8, *keep)
+    s.sum().backward()
+    assert torch.isnan(s).all()
+    assert torch.isnan(z.grad).all() and torch.isnan(x.grad).all()

@@ -17,13 +17,20 @@ compiled_only = pytest.mark.skipif(ops.backend() != "compiled", reason="omasgan.
 SCATTERING = importlib.import_module("omasgan.ops.scattering")  # the module (ops.scattering is the function)
 
 
-@pytest.fixture(params=["pairs", "recompute"])
+@pytest.fixture(params=["pairs", "one_kept", "recompute"])
 def strategy(request, monkeypatch):
-    """The CPU kernel's two strategies: keep the (N, N) matrices for backward (every test size fits the
-    budget) or recompute them (a zero budget)."""
+    """The CPU kernel's strategies: keep both (N, N) matrices for backward (every test size fits the
+    budget), keep only the wider space's (a budget of one matrix), or recompute them (a zero budget)."""
+    if request.param == "one_kept":
+        monkeypatch.setattr(SCATTERING, "_kept_pairs", _keep_wider_space_only)
     if request.param == "recompute":
         monkeypatch.setattr(SCATTERING, "PAIR_MATRIX_BUDGET_BYTES", 0)
     return request.param
+
+
+def _keep_wider_space_only(z, x, kept_pairs=SCATTERING._kept_pairs):
+    """_kept_pairs under a budget of exactly one (N, N) matrix."""
+    return kept_pairs(z, x, budget_bytes=x.shape[0] ** 2 * x.element_size())
 
 
 def _oracle(z, x, eps=1e-8):
@@ -100,45 +107,54 @@ def test_scattering_gradcheck_float64(strategy):
 @compiled_only
 @pytest.mark.parametrize("op", ["scattering", "scattering_with_pairs"])
 def test_scattering_opcheck(op):
+    keeps = [()] if op == "scattering" else [(True, True), (False, True), (True, False)]
     for sample in scattering_samples("cpu", torch.float32, requires_grad=True):
         z, x = (a.flatten(1) for a in sample.args)
-        torch.library.opcheck(getattr(torch.ops.omasgan, op).default, (z, x, 1e-8))
+        for keep in keeps:
+            torch.library.opcheck(getattr(torch.ops.omasgan, op).default, (z, x, 1e-8, *keep))
 
 
 def test_scattering_keeps_pairs_only_within_budget_and_when_a_gradient_is_needed():
     z, x = torch.randn(10, 2, requires_grad=True), torch.randn(10, 3)
-    assert SCATTERING._keeps_pairs(z, x)
-    assert not SCATTERING._keeps_pairs(z.detach(), x)
+    assert SCATTERING._kept_pairs(z, x) == (True, True)
+    assert SCATTERING._kept_pairs(z.detach(), x) is None
     with torch.no_grad():
-        assert not SCATTERING._keeps_pairs(z, x)
-    # 2 * N^2 * 4 bytes against 64 MiB: N = 2896 fits in float32, 2897 does not; float64 halves it.
-    assert SCATTERING._keeps_pairs(torch.empty(2896, 1, requires_grad=True), torch.empty(2896, 1))
-    assert not SCATTERING._keeps_pairs(torch.empty(2897, 1, requires_grad=True), torch.empty(2897, 1))
-    wide = torch.empty(2896, 1, dtype=torch.float64)
-    assert not SCATTERING._keeps_pairs(wide.clone().requires_grad_(), wide)
+        assert SCATTERING._kept_pairs(z, x) is None
+
+    # 2 * N^2 * 4 bytes against 64 MiB: both fit up to N = 2896 in float32; one alone up to N = 4096
+    # (the wider space's), then none; float64 halves it.
+    def kept(n, latent_dim, dim, dtype=torch.float32):
+        return SCATTERING._kept_pairs(
+            torch.empty(n, latent_dim, dtype=dtype, requires_grad=True), torch.empty(n, dim, dtype=dtype)
+        )
+
+    assert kept(2896, 1, 2) == (True, True)
+    assert kept(2897, 1, 2) == (False, True)
+    assert kept(2897, 3, 2) == (True, False)
+    assert kept(4096, 128, 784) == (False, True)
+    assert kept(4097, 128, 784) is None
+    assert kept(2896, 1, 2, torch.float64) == (False, True)
+    assert kept(2897, 1, 2, torch.float64) is None
 
 
 @compiled_only
 @pytest.mark.parametrize("dim", [3, 200])  # direct differences / GEMM candidates
 def test_scattering_strategies_agree(dim):
+    # N = 1500 in float64 is three row blocks of the pairs strategy (699, 699, 102 rows).
     g = torch.Generator().manual_seed(dim)
-    z = torch.randn(700, 8, generator=g, dtype=torch.float64)
-    x = torch.randn(700, dim, generator=g, dtype=torch.float64)
-    x[1::2] = x[0::2] + 1e-6 * torch.randn(350, dim, generator=g, dtype=torch.float64)  # near pairs too
-    grad_out = torch.randn(700, generator=g, dtype=torch.float64)
-    results = []
-    for op, backward in (("scattering", "scattering_backward"), ("scattering_with_pairs", None)):
-        out = getattr(torch.ops.omasgan, op).default(z, x, 1e-8)
-        if backward:
-            results.append((out, *getattr(torch.ops.omasgan, backward).default(grad_out, z, x, 1e-8)))
-        else:
-            s, latent_pairs, data_pairs = out
-            grads = torch.ops.omasgan.scattering_backward_from_pairs.default(
-                grad_out, z, x, latent_pairs, data_pairs, 1e-8
-            )
-            results.append((s, *grads))
-    for recomputed, kept in zip(*results, strict=True):
-        assert_close(kept, recomputed, rtol=1e-9, atol=1e-12)
+    z = torch.randn(1500, 8, generator=g, dtype=torch.float64)
+    x = torch.randn(1500, dim, generator=g, dtype=torch.float64)
+    x[1::2] = x[0::2] + 1e-6 * torch.randn(750, dim, generator=g, dtype=torch.float64)  # near pairs too
+    grad_out = torch.randn(1500, generator=g, dtype=torch.float64)
+    s = torch.ops.omasgan.scattering.default(z, x, 1e-8)
+    recomputed = (s, *torch.ops.omasgan.scattering_backward.default(grad_out, z, x, 1e-8))
+    for keep in [(True, True), (False, True), (True, False), (False, False)]:
+        s, latent_pairs, data_pairs = torch.ops.omasgan.scattering_with_pairs.default(z, x, 1e-8, *keep)
+        assert latent_pairs.shape == ((1500, 1500) if keep[0] else (0,))
+        assert data_pairs.shape == ((1500, 1500) if keep[1] else (0,))
+        grads = torch.ops.omasgan.scattering_backward_from_pairs.default(grad_out, z, x, latent_pairs, data_pairs, 1e-8)
+        for expected, got in zip(recomputed, (s, *grads), strict=True):
+            assert_close(got, expected, rtol=1e-9, atol=1e-12, msg=f"keep={keep}")
 
 
 @compiled_only
