@@ -86,8 +86,7 @@ void knn_cpu_kernel(const scalar_t* x,    // (N, D)
                     int64_t N, int64_t Q, int64_t D, int64_t k,
                     scalar_t* dist,     // (N, k)
                     int64_t* index) {  // (N, k)
-  const std::vector<double> centre =
-      D > cpu::kDirectMaxDim ? cpu::column_mean(ref, Q, D) : std::vector<double>();
+  const std::vector<double> centre = cpu::common_centre(ref, Q, D);
   const int64_t block = cpu::row_block_size(N);
   const int64_t n_blocks = (N + block - 1) / block;
 

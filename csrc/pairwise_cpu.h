@@ -37,6 +37,8 @@ constexpr int64_t kDirectMaxDim = 16;
 // are cheap, so it takes longer tiles to amortise the per-tile work.
 constexpr int64_t kColTile = 512;
 constexpr int64_t kDirectColTile = 2048;
+// Passes over a whole matrix split into parallel tasks of at least this many values.
+constexpr int64_t kParallelGrainValues = 1 << 15;
 // Candidate scans test this many columns with one vector "any" before looking at them one by one.
 constexpr int64_t kScanBlock = 128;
 
@@ -58,7 +60,6 @@ OMASGAN_HOT_LOOP double exact_sqdist(const scalar_t* __restrict__ a, const scala
   return acc;
 }
 
-// Column mean of a (n, dim) matrix, in double; the common centre of the gemm mode.
 // mean[d] += row[d] for one row (vectorised: one double lane per feature).
 template <typename scalar_t>
 OMASGAN_HOT_LOOP void add_row_to(double* __restrict__ mean, const scalar_t* __restrict__ row, int64_t dim) {
@@ -68,16 +69,26 @@ OMASGAN_HOT_LOOP void add_row_to(double* __restrict__ mean, const scalar_t* __re
   }
 }
 
+// Column mean of a (n, dim) matrix in double, column ranges in parallel.
 template <typename scalar_t>
 std::vector<double> column_mean(const scalar_t* a, int64_t n, int64_t dim) {
   std::vector<double> mean(dim, 0.0);
-  for (int64_t i = 0; i < n; ++i) {
-    add_row_to(mean.data(), a + i * dim, dim);
-  }
+  const int64_t grain = std::max<int64_t>(64, kParallelGrainValues / std::max<int64_t>(n, 1));
+  at::parallel_for(0, dim, grain, [&](int64_t d0, int64_t d1) {
+    for (int64_t i = 0; i < n; ++i) {
+      add_row_to(mean.data() + d0, a + i * dim + d0, d1 - d0);
+    }
+  });
   for (auto& m : mean) {
     m /= static_cast<double>(n);
   }
   return mean;
+}
+
+// The common centre of the gemm mode for points (n, dim); empty in direct mode, which needs none.
+template <typename scalar_t>
+std::vector<double> common_centre(const scalar_t* points, int64_t n, int64_t dim) {
+  return dim > kDirectMaxDim ? column_mean(points, n, dim) : std::vector<double>();
 }
 
 // out[j] = sum_d (row[d] - columns[d * count + j])^2 over a transposed (dim, count) tile; returns
@@ -374,6 +385,7 @@ class SqDistTiler {
     const scalar_t row_norm = row_sqnorm_[i];
     const scalar_t cap = static_cast<scalar_t>(4096 * row_error_bound_[i]);
     const scalar_t* col_norm = col_sqnorm_.data();
+    const int64_t self = rows_ == cols_ ? r0_ + i - c0_ : -1;  // row i's own column, if in this tile
     for (int64_t j0 = 0; j0 < nc; j0 += kScanBlock) {
       const int64_t n = std::min(kScanBlock, nc - j0);
       int any = 0;
@@ -387,7 +399,8 @@ class SqDistTiler {
       }
       for (int64_t j = j0; j < j0 + n; ++j) {
         if (values_row[j] <= std::min((row_norm + col_norm[j]) * scalar_t(0.0625), cap)) {
-          values_row[j] = static_cast<scalar_t>(exact(i, j));
+          // A point's distance to itself is 0: no need to sum dim squared differences for it.
+          values_row[j] = j == self ? scalar_t(0) : static_cast<scalar_t>(exact(i, j));
           near.push_back(j);
         }
       }
@@ -486,9 +499,11 @@ class SqDistTiler {
     *centred = at::empty({n, dim_}, at::CPU(c10::CppTypeToScalarType<scalar_t>::value));
     scalar_t* out = centred->data_ptr<scalar_t>();
     sqnorm->resize(n);
-    for (int64_t i = 0; i < n; ++i) {
-      (*sqnorm)[i] = centre_row(data + (b0 + i) * dim_, centre_.data(), out + i * dim_, dim_);
-    }
+    at::parallel_for(0, n, std::max<int64_t>(1, kParallelGrainValues / dim_), [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        (*sqnorm)[i] = centre_row(data + (b0 + i) * dim_, centre_.data(), out + i * dim_, dim_);
+      }
+    });
   }
 
   const scalar_t* rows_;

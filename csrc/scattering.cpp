@@ -115,8 +115,8 @@ void scattering_cpu_kernel(const scalar_t* z,  // (N, L)
                            int64_t N, int64_t L, int64_t D, double eps,
                            scalar_t* s) {      // (N,)
   const auto geo = geometry(N, L, D);
-  const auto cz = L > cpu::kDirectMaxDim ? cpu::column_mean(z, N, L) : std::vector<double>();
-  const auto cx = D > cpu::kDirectMaxDim ? cpu::column_mean(x, N, D) : std::vector<double>();
+  const auto cz = cpu::common_centre(z, N, L);
+  const auto cx = cpu::common_centre(x, N, D);
   at::parallel_for(0, geo.n_blocks, 1, [&](int64_t b_begin, int64_t b_end) {
     ScatteringTiles<scalar_t> tiles(z, x, L, D, &cz, &cx);
     std::vector<int64_t> near;
@@ -168,8 +168,8 @@ at::Tensor block_of(const at::Tensor& kept, const at::Tensor& temporary, int64_t
 template <typename scalar_t>
 void scattering_pairs_cpu_kernel(const scalar_t* z, const scalar_t* x, int64_t N, int64_t L, int64_t D, double eps,
                                  scalar_t* s, const at::Tensor& latent_pairs, const at::Tensor& data_pairs) {
-  const auto cz = L > cpu::kDirectMaxDim ? cpu::column_mean(z, N, L) : std::vector<double>();
-  const auto cx = D > cpu::kDirectMaxDim ? cpu::column_mean(x, N, D) : std::vector<double>();
+  const auto cz = cpu::common_centre(z, N, L);
+  const auto cx = cpu::common_centre(x, N, D);
   ScatteringTiles<scalar_t> tiles(z, x, L, D, &cz, &cx);
   tiles.set_whole(N);
   const int64_t rows = pair_block_rows(N, sizeof(scalar_t));
@@ -246,8 +246,8 @@ void scattering_backward_cpu_kernel(const scalar_t* grad_s,  // (N,)
                                     scalar_t* grad_z,    // (N, L)
                                     scalar_t* grad_x) {  // (N, D)
   const auto geo = geometry(N, L, D);
-  const auto cz = L > cpu::kDirectMaxDim ? cpu::column_mean(z, N, L) : std::vector<double>();
-  const auto cx = D > cpu::kDirectMaxDim ? cpu::column_mean(x, N, D) : std::vector<double>();
+  const auto cz = cpu::common_centre(z, N, L);
+  const auto cx = cpu::common_centre(x, N, D);
   const scalar_t inv_pairs = static_cast<scalar_t>(1.0 / static_cast<double>(N - 1));
   const auto options = at::CPU(c10::CppTypeToScalarType<scalar_t>::value);
   at::parallel_for(0, geo.n_blocks, 1, [&](int64_t b_begin, int64_t b_end) {
@@ -286,8 +286,8 @@ template <typename scalar_t>
 void scattering_backward_pairs_cpu_kernel(const scalar_t* grad_s, const scalar_t* z, const scalar_t* x, int64_t N,
                                           int64_t L, int64_t D, double eps, const at::Tensor& latent_pairs,
                                           const at::Tensor& data_pairs, at::Tensor& grad_z, at::Tensor& grad_x) {
-  const auto cz = L > cpu::kDirectMaxDim ? cpu::column_mean(z, N, L) : std::vector<double>();
-  const auto cx = D > cpu::kDirectMaxDim ? cpu::column_mean(x, N, D) : std::vector<double>();
+  const auto cz = cpu::common_centre(z, N, L);
+  const auto cx = cpu::common_centre(x, N, D);
   const scalar_t inv_pairs = static_cast<scalar_t>(1.0 / static_cast<double>(N - 1));
   const auto options = at::CPU(c10::CppTypeToScalarType<scalar_t>::value);
   ScatteringTiles<scalar_t> tiles(z, x, L, D, &cz, &cx);
