@@ -240,7 +240,8 @@ def _run_once(fn, args, backward):
 
 def timing(fn, args, backward, min_run_time):
     context = dict(run=_run_once, fn=fn, args=args, backward=backward)
-    timer = benchmark.Timer(stmt="run(fn, args, backward)", globals=context)
+    # Timer runs on one thread unless told otherwise; time with the threads the report states.
+    timer = benchmark.Timer(stmt="run(fn, args, backward)", globals=context, num_threads=torch.get_num_threads())
     measurement = timer.blocked_autorange(min_run_time=min_run_time)
     return {"median_ms": measurement.median * 1e3, "iqr_ms": measurement.iqr * 1e3, "runs": len(measurement.times)}
 
