@@ -5,7 +5,8 @@
 //  - direct (dim <= kDirectMaxDim): sum of squared differences over a transposed column tile. The
 //    inner loop runs over columns, so it vectorises; the values are accurate to a few ulp.
 //  - gemm: ||r||^2 + ||c||^2 - 2 r.c with the dot products from one GEMM per tile, on points centred
-//    by a common centre (centring removes the large-norm cancellation that breaks the textbook form).
+//    by a common centre where their mean is far next to their spread (centring removes the large-norm
+//    cancellation that breaks the textbook form; common_centre decides).
 //    The result is only a *candidate*: callers recompute by direct differences wherever the GEMM error
 //    bound could change an answer (refine_small, and the candidate scan of min_distance).
 //
@@ -60,35 +61,48 @@ OMASGAN_HOT_LOOP double exact_sqdist(const scalar_t* __restrict__ a, const scala
   return acc;
 }
 
-// mean[d] += row[d] for one row (vectorised: one double lane per feature).
+// sum[d] += row[d] and sum_sq[d] += row[d]^2 for one row (vectorised: one double lane per feature).
 template <typename scalar_t>
-OMASGAN_HOT_LOOP void add_row_to(double* __restrict__ mean, const scalar_t* __restrict__ row, int64_t dim) {
+OMASGAN_HOT_LOOP void add_row_moments(double* __restrict__ sum, double* __restrict__ sum_sq,
+                                      const scalar_t* __restrict__ row, int64_t dim) {
 #pragma omp simd
   for (int64_t d = 0; d < dim; ++d) {
-    mean[d] += static_cast<double>(row[d]);
+    const double v = static_cast<double>(row[d]);
+    sum[d] += v;
+    sum_sq[d] += v * v;
   }
 }
 
-// Column mean of a (n, dim) matrix in double, column ranges in parallel.
+// Centring pays when the points' mean is far next to their spread: then ||r||^2 + ||c||^2 - 2 r.c
+// cancels digits and the error bound lets many candidates through. Below this ratio of ||mean||^2 to
+// the mean squared distance from the mean, the points are used as they are (no centred copy).
+constexpr double kCentreOffsetRatio = 0.25;
+
+// The common centre of the gemm mode for points (n, dim): their column mean in double, or empty where
+// centring does not pay (kCentreOffsetRatio) and in direct mode, which needs none. Column ranges in
+// parallel, each value summed in row order (deterministic).
 template <typename scalar_t>
-std::vector<double> column_mean(const scalar_t* a, int64_t n, int64_t dim) {
-  std::vector<double> mean(dim, 0.0);
+std::vector<double> common_centre(const scalar_t* points, int64_t n, int64_t dim) {
+  if (dim <= kDirectMaxDim) {
+    return {};
+  }
+  std::vector<double> mean(dim, 0.0), mean_sq(dim, 0.0);
   const int64_t grain = std::max<int64_t>(64, kParallelGrainValues / std::max<int64_t>(n, 1));
   at::parallel_for(0, dim, grain, [&](int64_t d0, int64_t d1) {
     for (int64_t i = 0; i < n; ++i) {
-      add_row_to(mean.data() + d0, a + i * dim + d0, d1 - d0);
+      add_row_moments(mean.data() + d0, mean_sq.data() + d0, points + i * dim + d0, d1 - d0);
     }
   });
-  for (auto& m : mean) {
-    m /= static_cast<double>(n);
+  double offset = 0, spread = 0;  // ||mean||^2, mean_i ||p_i - mean||^2
+  for (int64_t d = 0; d < dim; ++d) {
+    mean[d] /= static_cast<double>(n);
+    offset += mean[d] * mean[d];
+    spread += mean_sq[d] / static_cast<double>(n) - mean[d] * mean[d];
+  }
+  if (offset <= kCentreOffsetRatio * spread) {
+    return {};
   }
   return mean;
-}
-
-// The common centre of the gemm mode for points (n, dim); empty in direct mode, which needs none.
-template <typename scalar_t>
-std::vector<double> common_centre(const scalar_t* points, int64_t n, int64_t dim) {
-  return dim > kDirectMaxDim ? column_mean(points, n, dim) : std::vector<double>();
 }
 
 // out[j] = sum_d (row[d] - columns[d * count + j])^2 over a transposed (dim, count) tile; returns
@@ -261,6 +275,17 @@ OMASGAN_HOT_LOOP void add_scaled_difference(scalar_t* __restrict__ g, const scal
   }
 }
 
+// ||v||^2
+template <typename scalar_t>
+OMASGAN_HOT_LOOP scalar_t squared_norm(const scalar_t* __restrict__ v, int64_t dim) {
+  scalar_t norm = 0;
+#pragma omp simd reduction(+ : norm)
+  for (int64_t d = 0; d < dim; ++d) {
+    norm += v[d] * v[d];
+  }
+  return norm;
+}
+
 // out = src - centre; returns ||out||^2.
 template <typename scalar_t>
 OMASGAN_HOT_LOOP scalar_t centre_row(const scalar_t* __restrict__ src, const scalar_t* __restrict__ centre,
@@ -285,6 +310,7 @@ class SqDistTiler {
     if (!direct_) {
       centre_.assign(centre->begin(), centre->end());
     }
+    centred_ = !centre_.empty();
   }
 
   bool direct() const { return direct_; }
@@ -492,16 +518,20 @@ class SqDistTiler {
   }
 
   // Centre rows [b0, b1) by the common centre, in the input precision (vectorised); the rounding
-  // this adds is covered by error_bound's (dim + 8) factor.
+  // this adds is covered by error_bound's (dim + 8) factor. Without a centre: a view of the rows (the
+  // tiler only reads it) and their squared norms.
   void centre_block(const scalar_t* data, int64_t b0, int64_t b1, at::Tensor* centred,
                     std::vector<scalar_t>* sqnorm) const {
     const int64_t n = b1 - b0;
-    *centred = at::empty({n, dim_}, at::CPU(c10::CppTypeToScalarType<scalar_t>::value));
+    const auto options = at::CPU(c10::CppTypeToScalarType<scalar_t>::value);
+    *centred = centred_ ? at::empty({n, dim_}, options)
+                        : at::from_blob(const_cast<scalar_t*>(data + b0 * dim_), {n, dim_}, options);
     scalar_t* out = centred->data_ptr<scalar_t>();
     sqnorm->resize(n);
     at::parallel_for(0, n, std::max<int64_t>(1, kParallelGrainValues / dim_), [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
-        (*sqnorm)[i] = centre_row(data + (b0 + i) * dim_, centre_.data(), out + i * dim_, dim_);
+        (*sqnorm)[i] = centred_ ? centre_row(data + (b0 + i) * dim_, centre_.data(), out + i * dim_, dim_)
+                                : squared_norm(out + i * dim_, dim_);
       }
     });
   }
@@ -511,6 +541,7 @@ class SqDistTiler {
   int64_t dim_;
   bool direct_;
   std::vector<scalar_t> centre_;                // gemm mode: the common centre, in the input precision
+  bool centred_ = false;                        // gemm mode with a centre (common_centre may give none)
   int64_t r0_ = 0, r1_ = 0, c0_ = 0, c1_ = 0;
   at::Tensor row_centred_, col_centred_;        // gemm mode: (n_rows, dim), (n_cols, dim)
   std::vector<scalar_t> row_sqnorm_, col_sqnorm_;

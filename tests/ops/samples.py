@@ -18,6 +18,11 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+# Offsets of the near-duplicate cases: far from the origin (the kernels centre the points), and just
+# inside the offset the CPU kernels use uncentred (||mean||^2 <= 0.25 of the spread, csrc/pairwise_cpu.h).
+NEAR_DUPLICATE_OFFSETS = (1000.0, 0.45)
+
+
 def near_duplicate_points(n: int, q: int, dim: int, *, offset: float = 1000.0, gap: float = 1e-3, seed: int = 0):
     """Points of norm ~offset*sqrt(dim) and, for each, a reference ~gap away; the other references are
     far. ||a||^2 + ||b||^2 - 2ab loses these distances entirely in float32."""

@@ -12,6 +12,7 @@ from torch.testing import assert_close
 from omasgan import ops
 from omasgan.errors import InvalidInputError
 from tests.conftest import available_devices
+from tests.ops.samples import NEAR_DUPLICATE_OFFSETS as OFFSETS
 from tests.ops.samples import min_distance_samples, near_duplicate_points
 
 compiled_only = pytest.mark.skipif(ops.backend() != "compiled", reason="omasgan._C is not built")
@@ -71,8 +72,9 @@ def test_knn_ties_resolve_to_lowest_indices(dim, copies):
 
 @pytest.mark.parametrize("device", available_devices())
 @pytest.mark.parametrize("dim", [2, 784])
-def test_knn_exact_for_near_duplicates(device, dim):
-    x64, ref64 = near_duplicate_points(64, 512, dim, offset=1000.0, gap=1e-3, seed=dim)
+@pytest.mark.parametrize("offset", OFFSETS)
+def test_knn_exact_for_near_duplicates(device, dim, offset):
+    x64, ref64 = near_duplicate_points(64, 512, dim, offset=offset, gap=1e-3, seed=dim)
     # A second near-duplicate for each query, 2e-3 away, so the first two neighbours are both hard.
     direction = torch.randn(x64.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     ref64 = torch.cat([ref64, x64 + 2e-3 * direction / direction.norm(dim=1, keepdim=True)])

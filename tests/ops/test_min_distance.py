@@ -9,6 +9,7 @@ from torch.testing import assert_close
 from omasgan import ops
 from omasgan.errors import InvalidInputError
 from tests.conftest import available_devices
+from tests.ops.samples import NEAR_DUPLICATE_OFFSETS as OFFSETS
 from tests.ops.samples import min_distance_samples, near_duplicate_points
 
 compiled_only = pytest.mark.skipif(ops.backend() != "compiled", reason="omasgan._C is not built")
@@ -51,8 +52,9 @@ def test_min_distance_ties_resolve_to_lowest_index():
 
 @pytest.mark.parametrize("device", available_devices())
 @pytest.mark.parametrize("dim", [2, 784])
-def test_min_distance_exact_for_near_duplicates(device, dim):
-    x64, ref64 = near_duplicate_points(64, 256, dim, offset=1000.0, gap=1e-3, seed=dim)
+@pytest.mark.parametrize("offset", OFFSETS)
+def test_min_distance_exact_for_near_duplicates(device, dim, offset):
+    x64, ref64 = near_duplicate_points(64, 256, dim, offset=offset, gap=1e-3, seed=dim)
     x, ref = x64.float().to(device), ref64.float().to(device)
     dist, index = ops.min_distance(x, ref)
     expected, expected_index = _oracle(x, ref)

@@ -11,6 +11,7 @@ from torch.testing import assert_close
 from omasgan import ops
 from omasgan.errors import InvalidInputError
 from tests.conftest import available_devices
+from tests.ops.samples import NEAR_DUPLICATE_OFFSETS as OFFSETS
 from tests.ops.samples import near_duplicate_points, scattering_samples
 
 compiled_only = pytest.mark.skipif(ops.backend() != "compiled", reason="omasgan._C is not built")
@@ -58,8 +59,9 @@ def test_scattering_hand_computed_table():
 
 @pytest.mark.parametrize("device", available_devices())
 @pytest.mark.parametrize("dim", [2, 784])
-def test_scattering_exact_for_near_duplicates(device, dim, strategy):
-    x64, _ = near_duplicate_points(64, 64, dim, offset=1000.0, gap=1e-3, seed=dim)
+@pytest.mark.parametrize("offset", OFFSETS)
+def test_scattering_exact_for_near_duplicates(device, dim, offset, strategy):
+    x64, _ = near_duplicate_points(64, 64, dim, offset=offset, gap=1e-3, seed=dim)
     x64[1::2] = x64[0::2] + 1e-3 * torch.randn(32, dim, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     z = torch.randn(64, 16, generator=torch.Generator().manual_seed(2)).to(device)
     x = x64.float().to(device).requires_grad_(True)  # a gradient to come: the pairs strategy forward
