@@ -96,6 +96,7 @@ void knn_cpu_kernel(const scalar_t* x,    // (N, D)
     const auto dtype = c10::CppTypeToScalarType<scalar_t>::value;
     at::Tensor buffer = at::empty({tiler.direct() ? 1 : block, std::min(Q, col_tile)}, at::CPU(dtype));
     std::vector<scalar_t> scratch;
+    std::vector<int64_t> candidates;
     std::vector<double> best(block * k);
     std::vector<int64_t> best_index(block * k);
     for (int64_t b = b_begin; b < b_end; ++b) {
@@ -132,7 +133,10 @@ void knn_cpu_kernel(const scalar_t* x,    // (N, D)
           const scalar_t limit_cast =
               std::nextafter(static_cast<scalar_t>(std::min<double>(limit, std::numeric_limits<scalar_t>::max())),
                              std::numeric_limits<scalar_t>::infinity());
-          cpu::for_each_at_most(vi, nc, limit_cast, [&](int64_t j) { tops[i].offer(tiler.exact(i, j), c0 + j); });
+          cpu::collect_at_most(vi, nc, limit_cast, candidates);
+          for (const int64_t j : candidates) {
+            tops[i].offer(tiler.exact(i, j), c0 + j);
+          }
         }
       }
       for (int64_t i = 0; i < r1 - r0; ++i) {

@@ -171,27 +171,22 @@ OMASGAN_HOT_LOOP scalar_t min_value(const scalar_t* __restrict__ v, int64_t coun
   return best;
 }
 
-// Whether any v[j] <= limit for j < count (one vector compare-and-or).
+// out = every j < count with v[j] <= limit, in increasing j; cheap when there are few: each block of
+// kScanBlock values is tested with one vector compare-and-or before its values are looked at one by one.
 template <typename scalar_t>
-inline bool any_at_most(const scalar_t* __restrict__ v, int64_t count, scalar_t limit) {
-  int any = 0;
-#pragma omp simd reduction(| : any)
-  for (int64_t j = 0; j < count; ++j) {
-    any |= v[j] <= limit;
-  }
-  return any != 0;
-}
-
-// Calls visit(j) for every j < count with v[j] <= limit, in increasing j; cheap when there are few.
-template <typename scalar_t, typename Visit>
-inline void for_each_at_most(const scalar_t* v, int64_t count, scalar_t limit, Visit&& visit) {
+OMASGAN_HOT_LOOP void collect_at_most(const scalar_t* __restrict__ v, int64_t count, scalar_t limit,
+                                      std::vector<int64_t>& out) {
+  out.clear();
   for (int64_t j0 = 0; j0 < count; j0 += kScanBlock) {
-    const int64_t n = std::min(kScanBlock, count - j0);
-    if (any_at_most(v + j0, n, limit)) {
-      for (int64_t j = j0; j < j0 + n; ++j) {
-        if (v[j] <= limit) {
-          visit(j);
-        }
+    const int64_t j1 = std::min(count, j0 + kScanBlock);
+    int any = 0;
+#pragma omp simd reduction(| : any)
+    for (int64_t j = j0; j < j1; ++j) {
+      any |= v[j] <= limit;
+    }
+    for (int64_t j = j0; any && j < j1; ++j) {
+      if (v[j] <= limit) {
+        out.push_back(j);
       }
     }
   }
