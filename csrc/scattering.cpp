@@ -9,7 +9,7 @@
 //    pairwise tile. Memory O(N + tile).
 //  - pairs (scattering_with_pairs, scattering_backward_from_pairs): every row against all N columns,
 //    in row blocks of a few MiB, one GEMM per space and block (threaded by BLAS, the points centred
-//    once) with the rows in parallel around it. The forward returns the refined (N, N) squared
+//    once where common_centre asks for it) with the rows in parallel around it. The forward returns the refined (N, N) squared
 //    distances of the spaces the caller asks to keep, which backward reads instead of recomputing
 //    their distance GEMMs; a space not kept is recomputed block by block. The same refinement makes
 //    it as exact. Memory O(N^2) per kept space, O(N * block) otherwise.
