@@ -362,11 +362,7 @@ class SqDistTiler {
   // approx in two steps, so that callers can run the rows in parallel around one (BLAS-threaded) GEMM:
   // gemm_dots writes the dot products (gemm mode; nothing in direct mode), then finish_row turns row i
   // of them into candidate squared distances (direct mode: computes them). finish_row is thread-safe.
-  void gemm_dots(at::Tensor& out) {
-    if (!direct_) {
-      at::mm_out(out, row_centred_, col_centred_.t());
-    }
-  }
+  void gemm_dots(at::Tensor& out) { gemm_dots_rows(0, n_rows(), out); }
   // gemm_dots for rows [b0, b1) of the current rows only, into a contiguous (b1 - b0, n_cols) out;
   // finish_row then takes those rows by their index in the current rows.
   void gemm_dots_rows(int64_t b0, int64_t b1, at::Tensor out) {
@@ -439,11 +435,7 @@ class SqDistTiler {
       // Rows in parallel (inline when called inside a parallel region): each writes its own gradient row.
       at::parallel_for(0, nr, 16, [&](int64_t i_begin, int64_t i_end) {
         for (int64_t i = i_begin; i < i_end; ++i) {
-          const scalar_t* r = row(i);
-          const scalar_t* ci = c + i * nc;
-          for (int64_t d = 0; d < dim_; ++d) {
-            g[i * dim_ + d] += weighted_difference_sum(ci, col_transposed_.data() + d * nc, r[d], nc);
-          }
+          add_direct_weighted_differences(i, c + i * nc, g + i * dim_);
         }
       });
       return;
@@ -469,10 +461,7 @@ class SqDistTiler {
       for (int64_t i = i_begin; i < i_end; ++i) {
         scalar_t* ci = c + i * nc;
         if (direct_) {
-          const scalar_t* r = row(b0 + i);
-          for (int64_t d = 0; d < dim_; ++d) {
-            g[i * dim_ + d] += weighted_difference_sum(ci, col_transposed_.data() + d * nc, r[d], nc);
-          }
+          add_direct_weighted_differences(b0 + i, ci, g + i * dim_);
         } else {
           ci[b0 + i] = -row_sum(ci, nc);  // the columns are the rows: row b0 + i's self pair
         }
@@ -489,6 +478,14 @@ class SqDistTiler {
   }
 
  private:
+  // Direct mode: grad_row += sum_j coef_row[j] * (row_i - col_j) over the transposed tile.
+  void add_direct_weighted_differences(int64_t i, const scalar_t* coef_row, scalar_t* grad_row) const {
+    const scalar_t* r = row(i);
+    for (int64_t d = 0; d < dim_; ++d) {
+      grad_row[d] += weighted_difference_sum(coef_row, col_transposed_.data() + d * n_cols(), r[d], n_cols());
+    }
+  }
+
   // (dim, n_cols): columns contiguous per feature so direct mode's inner loop vectorises.
   void transpose_cols() {
     const int64_t nc = n_cols();
