@@ -91,7 +91,8 @@ void knn_cpu_kernel(const scalar_t* x,    // (N, D)
   const int64_t n_blocks = (N + block - 1) / block;
 
   at::parallel_for(0, n_blocks, 1, [&](int64_t b_begin, int64_t b_end) {
-    cpu::SqDistTiler<scalar_t> tiler(x, ref, D, &centre);
+    // Every candidate is recomputed exactly before it can be reported: the GEMM may run in bfloat16.
+    cpu::SqDistTiler<scalar_t> tiler(x, ref, D, &centre, /*candidates_only=*/true);
     const int64_t col_tile = tiler.col_tile();
     const auto dtype = c10::CppTypeToScalarType<scalar_t>::value;
     at::Tensor buffer = at::empty({tiler.direct() ? 1 : block, std::min(Q, col_tile)}, at::CPU(dtype));
@@ -110,6 +111,7 @@ void knn_cpu_kernel(const scalar_t* x,    // (N, D)
       for (int64_t c0 = 0; c0 < Q; c0 += col_tile) {
         const int64_t c1 = std::min(Q, c0 + col_tile), nc = c1 - c0;
         tiler.set_cols(c0, c1);
+        int64_t recomputed = 0;
         at::Tensor values;
         if (!tiler.direct()) {
           values = buffer.narrow(0, 0, r1 - r0).narrow(1, 0, nc);
@@ -137,6 +139,10 @@ void knn_cpu_kernel(const scalar_t* x,    // (N, D)
           for (const int64_t j : candidates) {
             tops[i].offer(tiler.exact(i, j), c0 + j);
           }
+          recomputed += static_cast<int64_t>(candidates.size());
+        }
+        if (c0 > 0) {  // a block's first tile recomputes more (its rows hold no k nearest yet): not counted
+          tiler.count_recomputed(recomputed, (r1 - r0) * nc);
         }
       }
       for (int64_t i = 0; i < r1 - r0; ++i) {

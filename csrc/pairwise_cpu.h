@@ -9,6 +9,10 @@
 //    cancellation that breaks the textbook form; common_centre decides).
 //    The result is only a *candidate*: callers recompute by direct differences wherever the GEMM error
 //    bound could change an answer (refine_small, and the candidate scan of min_distance).
+//  - gemm with bfloat16 candidates (knn and min_distance on float32, where the CPU multiplies bfloat16
+//    natively): the same, with the GEMM on bfloat16 copies of the centred points at about twice the
+//    float32 rate and an error bound widened to cover their rounding. Only searches whose every
+//    possible winner is recomputed exactly may ask for it, so their results do not change.
 //
 // Hot loops carry `#pragma omp simd` (the extension builds with -fopenmp): it vectorises the float
 // min/or reductions that gcc otherwise leaves scalar without -ffast-math.
@@ -16,10 +20,13 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/cpu/Utils.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
@@ -46,6 +53,44 @@ constexpr int64_t kScanBlock = 128;
 template <typename scalar_t>
 constexpr double unit_roundoff() {
   return std::numeric_limits<scalar_t>::epsilon() / 2;
+}
+
+// Added to the candidate error bound's factor on (||r|| + max ||c||)^2 when the GEMM runs in bfloat16
+// (unit roundoff u = 2^-8). The inputs rounded to bfloat16 and the product rounded once to bfloat16
+// after float32 accumulation (tests/ops/test_bf16_candidates.py checks that oneDNN does so) move a dot
+// product by at most (3u + u^2) ||r|| ||c||, so a candidate by 2 (3u + u^2) ||r|| ||c|| <=
+// 1.51u (||r|| + ||c||)^2; the accumulation's own error is the float32 factor's. 2u leaves a margin.
+constexpr double kBf16CandidateBound = 2.0 / 256;
+// bfloat16 candidates save about half the GEMM and cost an exact recompute (O(dim) in double) for each
+// extra candidate their wider bound lets through. Where the distances crowd together (high-dimensional
+// noise) that is many; past this share of the pairs seen, a tiler returns to the float32 GEMM.
+constexpr int64_t kBf16MaxRecomputeShareInverse = 16;
+
+// Whether the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX-BF16, through oneDNN): only then is
+// a bfloat16 GEMM faster than the float32 one.
+inline bool native_bf16_gemm() {
+  static const bool native = [] {
+    if (!at::hasMKLDNN()) {
+      return false;
+    }
+    const auto capabilities = at::cpu::get_cpu_capabilities();
+    const auto has = [&](const char* name) {
+      const auto it = capabilities.find(name);
+      return it != capabilities.end() && it->second.isBool() && it->second.toBool();
+    };
+    return has("avx512_bf16") || has("amx_bf16");
+  }();
+  return native;
+}
+
+// bfloat16 candidates where the CPU has native bfloat16; OMASGAN_BF16_CANDIDATES=0 turns them off and
+// =1 forces them on (slow without native support, but exact: tests use it to cover the path anywhere).
+inline bool bf16_candidates_wanted() {
+  const char* setting = std::getenv("OMASGAN_BF16_CANDIDATES");
+  if (setting != nullptr && (setting[0] == '0' || setting[0] == '1')) {
+    return setting[0] == '1';
+  }
+  return native_bf16_gemm();
 }
 
 // Exact squared distance between two rows by direct differences, accumulated in double (a vector
@@ -300,8 +345,15 @@ OMASGAN_HOT_LOOP scalar_t centre_row(const scalar_t* __restrict__ src, const sca
 template <typename scalar_t>
 class SqDistTiler {
  public:
-  SqDistTiler(const scalar_t* rows, const scalar_t* cols, int64_t dim, const std::vector<double>* centre)
-      : rows_(rows), cols_(cols), dim_(dim), direct_(dim <= kDirectMaxDim) {
+  // candidates_only: the caller recomputes exactly every candidate its error bound lets through (knn,
+  // min_distance) and never reads a candidate value as a distance, so the GEMM may run in bfloat16.
+  SqDistTiler(const scalar_t* rows, const scalar_t* cols, int64_t dim, const std::vector<double>* centre,
+              bool candidates_only = false)
+      : rows_(rows),
+        cols_(cols),
+        dim_(dim),
+        direct_(dim <= kDirectMaxDim),
+        bf16_(candidates_only && !direct_ && std::is_same_v<scalar_t, float> && bf16_candidates_wanted()) {
     if (!direct_) {
       centre_.assign(centre->begin(), centre->end());
     }
@@ -321,6 +373,9 @@ class SqDistTiler {
     r1_ = r1;
     if (!direct_) {
       centre_block(rows_, r0, r1, &row_centred_, &row_sqnorm_);
+      if (bf16_) {
+        row_bf16_ = row_centred_.to(at::kBFloat16);
+      }
     }
   }
 
@@ -332,6 +387,9 @@ class SqDistTiler {
       return;
     }
     centre_block(cols_, c0, c1, &col_centred_, &col_sqnorm_);
+    if (bf16_) {
+      col_bf16_ = col_centred_.to(at::kBFloat16);
+    }
     set_error_bounds();
   }
 
@@ -347,7 +405,21 @@ class SqDistTiler {
     }
     col_centred_ = row_centred_;
     col_sqnorm_ = row_sqnorm_;
+    col_bf16_ = row_bf16_;
     set_error_bounds();
+  }
+
+  // The caller recomputed `recomputed` of the `pairs` candidates of the last tile exactly: bfloat16
+  // candidates stop (from the next set_cols) once that share passes 1 / kBf16MaxRecomputeShareInverse.
+  void count_recomputed(int64_t recomputed, int64_t pairs) {
+    if (!bf16_) {
+      return;
+    }
+    recomputed_ += recomputed;
+    pairs_seen_ += pairs;
+    if (recomputed_ * kBf16MaxRecomputeShareInverse > pairs_seen_) {
+      bf16_ = false;
+    }
   }
 
   // Candidate squared distances, (n_rows, n_cols) row-major into a contiguous tile-sized buffer.
@@ -366,9 +438,16 @@ class SqDistTiler {
   // gemm_dots for rows [b0, b1) of the current rows only, into a contiguous (b1 - b0, n_cols) out;
   // finish_row then takes those rows by their index in the current rows.
   void gemm_dots_rows(int64_t b0, int64_t b1, at::Tensor out) {
-    if (!direct_) {
-      at::mm_out(out, row_centred_.narrow(0, b0, b1 - b0), col_centred_.t());
+    if (direct_) {
+      return;
     }
+    if (bf16_) {
+      bf16_dots_.resize_({b1 - b0, n_cols()});
+      at::mm_out(bf16_dots_, row_bf16_.narrow(0, b0, b1 - b0), col_bf16_.t());
+      out.copy_(bf16_dots_);
+      return;
+    }
+    at::mm_out(out, row_centred_.narrow(0, b0, b1 - b0), col_centred_.t());
   }
   void finish_row(int64_t i, scalar_t* out_row) const {
     if (direct_) {
@@ -502,10 +581,12 @@ class SqDistTiler {
   void set_error_bounds() {
     const double max_col_norm =
         std::sqrt(static_cast<double>(*std::max_element(col_sqnorm_.begin(), col_sqnorm_.end())));
+    const double factor =
+        static_cast<double>(dim_ + 8) * unit_roundoff<scalar_t>() + (bf16_ ? kBf16CandidateBound : 0.0);
     row_error_bound_.resize(n_rows());
     for (int64_t i = 0; i < n_rows(); ++i) {
       const double root = std::sqrt(static_cast<double>(row_sqnorm_[i])) + max_col_norm;
-      row_error_bound_[i] = static_cast<double>(dim_ + 8) * unit_roundoff<scalar_t>() * root * root;
+      row_error_bound_[i] = factor * root * root;
     }
   }
 
@@ -532,10 +613,14 @@ class SqDistTiler {
   const scalar_t* cols_;
   int64_t dim_;
   bool direct_;
+  bool bf16_;                                   // gemm mode with bfloat16 candidates (count_recomputed may end it)
+  int64_t recomputed_ = 0, pairs_seen_ = 0;     // count_recomputed's running totals
   std::vector<scalar_t> centre_;                // gemm mode: the common centre, in the input precision
   bool centred_ = false;                        // gemm mode with a centre (common_centre may give none)
   int64_t r0_ = 0, r1_ = 0, c0_ = 0, c1_ = 0;
   at::Tensor row_centred_, col_centred_;        // gemm mode: (n_rows, dim), (n_cols, dim)
+  at::Tensor row_bf16_, col_bf16_;              // bfloat16 candidates: their bfloat16 copies
+  at::Tensor bf16_dots_ = at::empty({0}, at::kBFloat16);  // bfloat16 candidates: the GEMM's output tile
   std::vector<scalar_t> row_sqnorm_, col_sqnorm_;
   std::vector<double> row_error_bound_;
   std::vector<scalar_t> col_transposed_;        // direct mode: (dim, n_cols)

@@ -30,3 +30,11 @@ def data_dir() -> Path:
             pytest.fail(f"dataset folder {path} not present: CI must run beside ../shared/data")
         pytest.skip(f"dataset folder {path} not present")
     return path
+
+
+@pytest.fixture(params=["float32", "bfloat16"])
+def candidate_precision(request, monkeypatch):
+    """knn's and min_distance's CPU candidate GEMM in float32 and in bfloat16 (forced on any CPU; the
+    default only where the CPU multiplies bfloat16 natively): their results must be the same."""
+    monkeypatch.setenv("OMASGAN_BF16_CANDIDATES", "0" if request.param == "float32" else "1")
+    return request.param

@@ -55,7 +55,10 @@ def knn(x: torch.Tensor, ref: torch.Tensor, k: int) -> tuple[torch.Tensor, torch
     gets ``dist`` NaN, ``index`` 0, 1, ..., k-1, and NaN gradients for itself and those rows of ``ref``;
     one anywhere in ``ref`` makes every ``dist`` NaN, every ``index`` row 0, ..., k-1, and every gradient
     NaN. The CPU kernels are deterministic; the CUDA backward accumulates ``ref``'s gradient with
-    ``index_add_``, which honours ``torch.use_deterministic_algorithms``.
+    ``index_add_``, which honours ``torch.use_deterministic_algorithms``. On CPUs that multiply bfloat16
+    natively (AVX512-BF16, AMX), float32 searches find their candidates with a bfloat16 GEMM and a
+    correspondingly wider error bound (more exact recomputes, the same results);
+    ``OMASGAN_BF16_CANDIDATES=0`` keeps the float32 GEMM.
     """
     x, ref = as_point_pair("knn", x, ref)
     k = _neighbour_count(k, ref.shape[0])

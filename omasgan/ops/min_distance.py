@@ -48,7 +48,9 @@ def min_distance(x: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torc
     anywhere in ``ref`` makes every ``dist`` NaN, every ``index`` that row's, and every gradient NaN
     (any point could be nearest to it). Check finiteness upstream to find the row. The CPU
     kernels are deterministic; the CUDA backward accumulates ``ref``'s gradient with ``index_add_``,
-    which honours ``torch.use_deterministic_algorithms``.
+    which honours ``torch.use_deterministic_algorithms``. As in ``knn``, float32 candidates may come
+    from a bfloat16 GEMM on CPUs with native bfloat16 (``OMASGAN_BF16_CANDIDATES=0`` turns it off);
+    the results do not change.
     """
     x, ref = as_point_pair("min_distance", x, ref)
     if _extension.supports(x.device):

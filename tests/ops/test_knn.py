@@ -29,7 +29,7 @@ def _ks(q: int) -> list[int]:
 
 @pytest.mark.parametrize("device", available_devices())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_knn_forward_matches_float64_reference(device, dtype):
+def test_knn_forward_matches_float64_reference(device, dtype, candidate_precision):
     for sample in min_distance_samples(device, dtype):
         for k in _ks(sample.args[1].flatten(1).shape[0]):
             dist, index = ops.knn(*sample.args, k)
@@ -43,7 +43,7 @@ def test_knn_forward_matches_float64_reference(device, dtype):
 
 
 @pytest.mark.parametrize("dim", [2, 40])  # direct differences / GEMM candidates in the CPU kernel
-def test_knn_with_k_1_is_min_distance(dim):
+def test_knn_with_k_1_is_min_distance(dim, candidate_precision):
     g = torch.Generator().manual_seed(dim)
     x, ref = torch.randn(50, dim, generator=g), torch.randn(3000, dim, generator=g)
     dist, index = ops.knn(x, ref, 1)
@@ -62,7 +62,7 @@ def test_knn_hand_computed_table():
 
 @pytest.mark.parametrize("dim", [2, 40])
 @pytest.mark.parametrize("copies", [7, 5000])  # inside one column tile / across several
-def test_knn_ties_resolve_to_lowest_indices(dim, copies):
+def test_knn_ties_resolve_to_lowest_indices(dim, copies, candidate_precision):
     point = torch.ones(1, dim)
     ref = torch.cat([point + 3, point.expand(copies, dim), point + 1])
     dist, index = ops.knn(point.expand(4, dim), ref, 5)
@@ -73,7 +73,7 @@ def test_knn_ties_resolve_to_lowest_indices(dim, copies):
 @pytest.mark.parametrize("device", available_devices())
 @pytest.mark.parametrize("dim", [2, 784])
 @pytest.mark.parametrize("offset", OFFSETS)
-def test_knn_exact_for_near_duplicates(device, dim, offset):
+def test_knn_exact_for_near_duplicates(device, dim, offset, candidate_precision):
     x64, ref64 = near_duplicate_points(64, 512, dim, offset=offset, gap=1e-3, seed=dim)
     # A second near-duplicate for each query, 2e-3 away, so the first two neighbours are both hard.
     direction = torch.randn(x64.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)

@@ -22,7 +22,7 @@ def _oracle(x, ref):
 
 @pytest.mark.parametrize("device", available_devices())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_min_distance_forward_matches_float64_reference(device, dtype):
+def test_min_distance_forward_matches_float64_reference(device, dtype, candidate_precision):
     for sample in min_distance_samples(device, dtype):
         dist, index = ops.min_distance(*sample.args)
         expected_dist, expected_index = _oracle(*sample.args)
@@ -42,7 +42,7 @@ def test_min_distance_hand_computed_table():
     assert index.tolist() == [0, 2, 2, 0]
 
 
-def test_min_distance_ties_resolve_to_lowest_index():
+def test_min_distance_ties_resolve_to_lowest_index(candidate_precision):
     x = torch.zeros(3, 2)
     ref = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, 2.0]])
     dist, index = ops.min_distance(x, ref)
@@ -53,7 +53,7 @@ def test_min_distance_ties_resolve_to_lowest_index():
 @pytest.mark.parametrize("device", available_devices())
 @pytest.mark.parametrize("dim", [2, 784])
 @pytest.mark.parametrize("offset", OFFSETS)
-def test_min_distance_exact_for_near_duplicates(device, dim, offset):
+def test_min_distance_exact_for_near_duplicates(device, dim, offset, candidate_precision):
     x64, ref64 = near_duplicate_points(64, 256, dim, offset=offset, gap=1e-3, seed=dim)
     x, ref = x64.float().to(device), ref64.float().to(device)
     dist, index = ops.min_distance(x, ref)
