@@ -62,7 +62,8 @@ def auroc_bars(out: Path, variant: str, control: str, seed: int) -> Path:
     ax.set_ylabel("test AUROC")
     ax.set_ylim(0.3, 1.0)
     ax.axhline(0.5, color="grey", lw=0.5)
-    ax.legend(fontsize=7, loc="lower right")
+    # Beside the axes, not over them: the legend used to hide the last class's bars.
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     path = out / f"auroc_bars_{variant}_seed{seed}.png"
     fig.savefig(path, dpi=100)
