@@ -93,15 +93,28 @@ inline bool bf16_candidates_wanted() {
   return native_bf16_gemm();
 }
 
-// Exact squared distance between two rows by direct differences, accumulated in double (a vector
-// reduction reorders the double sum: far below float's rounding).
+// Exact squared distance between two rows by direct differences, accumulated in double (the partial
+// sums reorder the double sum: far below float's rounding, and the same order every call).
+// kExactLanes independent partial sums: one accumulator would wait on its own add every step.
+constexpr int64_t kExactLanes = 32;
 template <typename scalar_t>
 OMASGAN_HOT_LOOP double exact_sqdist(const scalar_t* __restrict__ a, const scalar_t* __restrict__ b, int64_t dim) {
-  double acc = 0;
-#pragma omp simd reduction(+ : acc)
-  for (int64_t d = 0; d < dim; ++d) {
+  double partial[kExactLanes] = {};
+  int64_t d0 = 0;
+  for (; d0 + kExactLanes <= dim; d0 += kExactLanes) {
+#pragma omp simd
+    for (int64_t l = 0; l < kExactLanes; ++l) {
+      const double diff = static_cast<double>(a[d0 + l]) - static_cast<double>(b[d0 + l]);
+      partial[l] += diff * diff;
+    }
+  }
+  for (int64_t d = d0; d < dim; ++d) {
     const double diff = static_cast<double>(a[d]) - static_cast<double>(b[d]);
-    acc += diff * diff;
+    partial[d - d0] += diff * diff;
+  }
+  double acc = 0;
+  for (int64_t l = 0; l < kExactLanes; ++l) {
+    acc += partial[l];
   }
   return acc;
 }
@@ -374,7 +387,7 @@ class SqDistTiler {
     if (!direct_) {
       centre_block(rows_, r0, r1, &row_centred_, &row_sqnorm_);
       if (bf16_) {
-        row_bf16_ = row_centred_.to(at::kBFloat16);
+        copy_to_bf16(row_centred_, row_bf16_);
       }
     }
   }
@@ -388,7 +401,7 @@ class SqDistTiler {
     }
     centre_block(cols_, c0, c1, &col_centred_, &col_sqnorm_);
     if (bf16_) {
-      col_bf16_ = col_centred_.to(at::kBFloat16);
+      copy_to_bf16(col_centred_, col_bf16_);
     }
     set_error_bounds();
   }
@@ -403,14 +416,16 @@ class SqDistTiler {
       transpose_cols();
       return;
     }
+    TORCH_INTERNAL_ASSERT(!bf16_, "bfloat16 candidates are for searches of one matrix in another");
     col_centred_ = row_centred_;
     col_sqnorm_ = row_sqnorm_;
-    col_bf16_ = row_bf16_;
     set_error_bounds();
   }
 
   // The caller recomputed `recomputed` of the `pairs` candidates of the last tile exactly: bfloat16
   // candidates stop (from the next set_cols) once that share passes 1 / kBf16MaxRecomputeShareInverse.
+  // Callers leave out a row block's first tile, whose window is wider (two bounds above the tile's own
+  // k-th candidate, later ones one bound above the running k-th).
   void count_recomputed(int64_t recomputed, int64_t pairs) {
     if (!bf16_) {
       return;
@@ -563,6 +578,16 @@ class SqDistTiler {
     for (int64_t d = 0; d < dim_; ++d) {
       grad_row[d] += weighted_difference_sum(coef_row, col_transposed_.data() + d * n_cols(), r[d], n_cols());
     }
+  }
+
+  // dst = src in bfloat16, into dst's own storage when it has room (tile after tile, no new pages).
+  static void copy_to_bf16(const at::Tensor& src, at::Tensor& dst) {
+    if (!dst.defined()) {
+      dst = at::empty(src.sizes(), src.options().dtype(at::kBFloat16));
+    } else {
+      dst.resize_(src.sizes());
+    }
+    dst.copy_(src);
   }
 
   // (dim, n_cols): columns contiguous per feature so direct mode's inner loop vectorises.
