@@ -157,7 +157,9 @@ def table(out: Path) -> str:
     rows: dict[tuple[str, str], list[dict]] = {}
     for record in runs:
         for score, metrics in record["scores"].items():
-            rows.setdefault((record["variant"], score), []).append({**metrics, "split": record["split"]})
+            rows.setdefault((record["variant"], score), []).append(
+                {**metrics, "split": record["split"], "seed": record["seed"]}
+            )
     for (variant, score), values in sorted(rows.items(), key=lambda item: list(VARIANTS).index(item[0][0])):
         lines.append(
             f"| {variant} · {score} | {len(values)} | {_fmt([v['validation_auroc'] for v in values])} | "
@@ -189,6 +191,7 @@ def table(out: Path) -> str:
                     f"{_fmt([a['validation_auroc'] - b['validation_auroc'] for a, b in pairs])} | "
                     f"{_fmt([a['auroc'] - b['auroc'] for a, b in pairs])} |"
                 )
+    lines += _per_seed_table(out, rows)
     lines += ["", "Test AUROC per class (J's score and the baselines; seed 0):", ""]
     names = [n for n in VARIANTS if (n, "detector") in rows]
     columns = [n for n in (*PIXEL_BASELINES, *FEATURE_BASELINES) if n in every_baseline]
@@ -196,11 +199,35 @@ def table(out: Path) -> str:
     for split in sorted(baselines, key=lambda s: (len(s), s)):
         cells = []
         for name in names:
-            found = [v["auroc"] for v in rows[(name, "detector")] if v["split"] == split]
+            found = [v["auroc"] for v in rows[(name, "detector")] if v["split"] == split and v["seed"] == 0]
             cells.append(f"{found[0]:.3f}" if found else "—")
         cells += [f"{baselines[split][n]['auroc']:.3f}" if n in baselines[split] else "—" for n in columns]
         lines.append(f"| {split} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _per_seed_table(out: Path, rows: dict[tuple[str, str], list[dict]]) -> list[str]:
+    """Test AUROC averaged over the classes of each seed, and the mean ± SD of those seed means, for J's
+    scores and the per-seed feature baselines that were run on more than one seed."""
+    by_seed: dict[str, dict[int, list[float]]] = {}
+    for (variant, score), values in rows.items():
+        for v in values:
+            by_seed.setdefault(f"{variant} · {score}", {}).setdefault(v["seed"], []).append(v["auroc"])
+    for path in sorted((out / "feature_baselines").glob("*_seed*.json")):
+        seed = int(path.stem.rsplit("_seed", 1)[1])
+        for name, metrics in json.loads(path.read_text()).items():
+            by_seed.setdefault(f"baseline: {name}", {}).setdefault(seed, []).append(metrics["auroc"])
+    shown = {name: seeds for name, seeds in by_seed.items() if len(seeds) > 1}
+    if not shown:
+        return []
+    seeds = sorted({seed for per in shown.values() for seed in per})
+    lines = ["", "Test AUROC per seed (mean over that seed's classes; classes in brackets) and over the seeds:", "",
+             "| score | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± SD over seeds |",
+             "|" + "---|" * (len(seeds) + 2)]
+    for name, per in shown.items():
+        cells = [f"{np.mean(per[s]):.3f} ({len(per[s])})" if s in per else "—" for s in seeds]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_fmt([np.mean(v) for v in per.values()])} |")
+    return lines
 
 
 def main() -> None:
