@@ -52,19 +52,25 @@ class RunningTopK {
   int64_t count_ = 0;
 };
 
+// Upper limit on the candidate values that can still enter a full running top-k: exact <= its worst, so
+// candidate <= worst + bound. gemm mode's bound is absolute (error_bound), direct mode's relative to the
+// value (2 rel v, generous).
+double full_limit(const RunningTopK& top, double abs_bound, double rel_bound, bool direct) {
+  const double worst = top.worst();
+  return direct ? worst * (1 + 2 * rel_bound) : worst + abs_bound;
+}
+
 // Upper limit on the candidate values of one row's tile that can still hold one of its k nearest.
-//  - The running top-k is full: exact <= its worst, so candidate <= worst + bound.
+//  - The running top-k is full: full_limit.
 //  - Not yet: the tile's k smallest candidates have exact <= t_k + bound (t_k: the tile's k-th smallest
 //    candidate), so no column with exact above that is among the k nearest, and candidate <= t_k + 2 bound.
-// gemm mode's bound is absolute (error_bound), direct mode's relative to the value (2 rel v, generous).
 // tile_min: the tile's smallest candidate where the caller already has it (direct mode computes it with the
 // values), else NaN.
 template <typename scalar_t>
 double candidate_limit(const RunningTopK& top, const scalar_t* values, int64_t count, int64_t k, double abs_bound,
                        double rel_bound, bool direct, scalar_t tile_min, std::vector<scalar_t>& scratch) {
   if (top.full()) {
-    const double worst = top.worst();
-    return direct ? worst * (1 + 2 * rel_bound) : worst + abs_bound;
+    return full_limit(top, abs_bound, rel_bound, direct);
   }
   if (count <= k) {
     return std::numeric_limits<double>::infinity();  // every column of the tile is a candidate
@@ -78,6 +84,37 @@ double candidate_limit(const RunningTopK& top, const scalar_t* values, int64_t c
     t_k = static_cast<double>(scratch[k - 1]);
   }
   return direct ? t_k * (1 + 4 * rel_bound) : t_k + 2 * abs_bound;
+}
+
+// A limit in double rounded up to the input precision, so that comparing in it never drops a candidate.
+template <typename scalar_t>
+scalar_t rounded_up(double limit) {
+  return std::nextafter(static_cast<scalar_t>(std::min<double>(limit, std::numeric_limits<scalar_t>::max())),
+                        std::numeric_limits<scalar_t>::infinity());
+}
+
+// Direct mode with k > 1: an exact recompute costs O(dim <= 16), less than selecting the tile's k-th
+// candidate (nth_element over 2048 values was most of knn's time at D = 2). The row fills its top-k from
+// the tile's first columns, then scans the rest block by block against the limit of its k nearest so far,
+// which only tightens. Returns the number of exact recomputes.
+template <typename scalar_t, typename Tiler>
+int64_t offer_with_running_limit(RunningTopK& top, const scalar_t* values, int64_t count, int64_t c0,
+                                 const Tiler& tiler, int64_t i, std::vector<int64_t>& candidates) {
+  int64_t j0 = 0;
+  for (; j0 < count && !top.full(); ++j0) {
+    top.offer(tiler.exact(i, j0), c0 + j0);
+  }
+  int64_t recomputed = j0;
+  for (; j0 < count; j0 += cpu::kScanBlock) {
+    const int64_t n = std::min(cpu::kScanBlock, count - j0);
+    const double limit = full_limit(top, 0.0, tiler.relative_error_bound(), /*direct=*/true);
+    cpu::collect_at_most(values + j0, n, rounded_up<scalar_t>(limit), candidates);
+    for (const int64_t j : candidates) {
+      top.offer(tiler.exact(i, j0 + j), c0 + j0 + j);
+    }
+    recomputed += static_cast<int64_t>(candidates.size());
+  }
+  return recomputed;
 }
 
 template <typename scalar_t>
@@ -129,13 +166,13 @@ void knn_cpu_kernel(const scalar_t* x,    // (N, D)
           } else {
             vi = values.data_ptr<scalar_t>() + i * nc;
           }
+          if (tiler.direct() && k > 1) {
+            recomputed += offer_with_running_limit(tops[i], vi, nc, c0, tiler, i, candidates);
+            continue;
+          }
           const double limit = candidate_limit(tops[i], vi, nc, k, tiler.error_bound(i),
                                                tiler.relative_error_bound(), tiler.direct(), tile_min, scratch);
-          // Round the limit up so the comparison in the input precision never drops a candidate.
-          const scalar_t limit_cast =
-              std::nextafter(static_cast<scalar_t>(std::min<double>(limit, std::numeric_limits<scalar_t>::max())),
-                             std::numeric_limits<scalar_t>::infinity());
-          cpu::collect_at_most(vi, nc, limit_cast, candidates);
+          cpu::collect_at_most(vi, nc, rounded_up<scalar_t>(limit), candidates);
           for (const int64_t j : candidates) {
             tops[i].offer(tiler.exact(i, j), c0 + j);
           }

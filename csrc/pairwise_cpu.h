@@ -99,6 +99,14 @@ inline bool bf16_candidates_wanted() {
 constexpr int64_t kExactLanes = 32;
 template <typename scalar_t>
 OMASGAN_HOT_LOOP double exact_sqdist(const scalar_t* __restrict__ a, const scalar_t* __restrict__ b, int64_t dim) {
+  if (dim < kExactLanes) {  // direct mode's few features: one short sum
+    double acc = 0;
+    for (int64_t d = 0; d < dim; ++d) {
+      const double diff = static_cast<double>(a[d]) - static_cast<double>(b[d]);
+      acc += diff * diff;
+    }
+    return acc;
+  }
   double partial[kExactLanes] = {};
   int64_t d0 = 0;
   for (; d0 + kExactLanes <= dim; d0 += kExactLanes) {
