@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from hypothesis import strategies as st
 
 
 @dataclass
@@ -33,6 +35,28 @@ def near_duplicate_points(n: int, q: int, dim: int, *, offset: float = 1000.0, g
     far = offset + torch.randn(max(q - n, 0), dim, generator=g, dtype=torch.float64)
     ref = torch.cat([close, far])[torch.randperm(max(q, n), generator=g)]
     return x, ref
+
+
+def integer_points(n: int, q: int, dim: int, *, spread: int, offset: float, seed: int, dtype=torch.float64):
+    """Queries (n, dim) and references (q, dim) with integer coordinates in [-spread, spread] plus offset:
+    exact in float32 and float64, squared distances exact in float64, exact ties common."""
+    rng = np.random.default_rng(seed)
+    x = torch.as_tensor(rng.integers(-spread, spread + 1, (n, dim)) + offset, dtype=dtype)
+    ref = torch.as_tensor(rng.integers(-spread, spread + 1, (q, dim)) + offset, dtype=dtype)
+    return x, ref
+
+
+def integer_point_cases(*, q_max: int, dims: list[int], spreads: list[int]) -> dict:
+    """hypothesis strategies for integer_points and a k (as a fraction of q), for ``@given(**...)``."""
+    return {
+        "n": st.integers(1, 9),
+        "q": st.integers(1, q_max),
+        "dim": st.sampled_from(dims),
+        "k_fraction": st.floats(0, 1),
+        "spread": st.sampled_from(spreads),
+        "offset": st.sampled_from([0.0, 1e4]),
+        "seed": st.integers(0, 2**16),
+    }
 
 
 def min_distance_samples(device: str = "cpu", dtype=torch.float64, *, requires_grad: bool = False):

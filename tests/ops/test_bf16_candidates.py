@@ -6,13 +6,12 @@ from __future__ import annotations
 import contextlib
 import os
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import example, given, settings
-from hypothesis import strategies as st
 
 from omasgan import ops
+from tests.ops.samples import integer_point_cases, integer_points
 
 compiled_only = pytest.mark.skipif(ops.backend() != "compiled", reason="omasgan._C is not built")
 
@@ -72,23 +71,13 @@ def test_knn_exact_with_bfloat16_candidates_on_crowded_distances(dim):
 # with and without spread, several column tiles.
 @compiled_only
 @settings(max_examples=40, deadline=None, derandomize=True)
-@given(
-    n=st.integers(1, 9),
-    q=st.integers(1, 700),
-    dim=st.sampled_from([17, 33, 130]),
-    k_fraction=st.floats(0, 1),
-    spread=st.sampled_from([0, 1, 3, 40]),
-    offset=st.sampled_from([0.0, 1e4]),
-    seed=st.integers(0, 2**16),
-)
+@given(**integer_point_cases(q_max=700, dims=[17, 33, 130], spreads=[0, 1, 3, 40]))
 @example(n=1, q=1, dim=17, k_fraction=1.0, spread=0, offset=0.0, seed=0)
 @example(n=4, q=700, dim=17, k_fraction=0.0, spread=0, offset=1e4, seed=1)
 @example(n=9, q=600, dim=130, k_fraction=0.02, spread=1, offset=1e4, seed=2)
 @example(n=3, q=513, dim=33, k_fraction=1.0, spread=40, offset=0.0, seed=3)
 def test_knn_property_bfloat16_candidates_match_reference_exactly(n, q, dim, k_fraction, spread, offset, seed):
-    rng = np.random.default_rng(seed)
-    x = torch.as_tensor(rng.integers(-spread, spread + 1, (n, dim)) + offset, dtype=torch.float32)
-    ref = torch.as_tensor(rng.integers(-spread, spread + 1, (q, dim)) + offset, dtype=torch.float32)
+    x, ref = integer_points(n, q, dim, spread=spread, offset=offset, seed=seed, dtype=torch.float32)
     k = 1 + round(k_fraction * (q - 1))
     with _bf16_candidates():
         dist, index = ops.knn(x, ref, k)

@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import example, given, settings
-from hypothesis import strategies as st
 from torch.testing import assert_close
 
 from omasgan import ops
 from omasgan.errors import InvalidInputError
 from tests.conftest import available_devices
 from tests.ops.samples import NEAR_DUPLICATE_OFFSETS as OFFSETS
-from tests.ops.samples import min_distance_samples, near_duplicate_points
+from tests.ops.samples import integer_point_cases, integer_points, min_distance_samples, near_duplicate_points
 
 compiled_only = pytest.mark.skipif(ops.backend() != "compiled", reason="omasgan._C is not built")
 
@@ -94,23 +93,13 @@ def test_knn_exact_for_near_duplicates(device, dim, offset, candidate_precision)
 # is checked exactly; the examples reach the edges (k = Q, Q = 1, D = 1, all points equal, the first
 # GEMM width D = 17, large offsets).
 @settings(max_examples=60, deadline=None, derandomize=True)
-@given(
-    n=st.integers(1, 9),
-    q=st.integers(1, 40),
-    dim=st.sampled_from([1, 2, 5, 16, 17, 33]),
-    k_fraction=st.floats(0, 1),
-    spread=st.sampled_from([0, 1, 3]),
-    offset=st.sampled_from([0.0, 1e4]),
-    seed=st.integers(0, 2**16),
-)
+@given(**integer_point_cases(q_max=40, dims=[1, 2, 5, 16, 17, 33], spreads=[0, 1, 3]))
 @example(n=1, q=1, dim=1, k_fraction=1.0, spread=0, offset=0.0, seed=0)
 @example(n=4, q=40, dim=17, k_fraction=1.0, spread=0, offset=1e4, seed=1)
 @example(n=9, q=33, dim=2, k_fraction=0.0, spread=1, offset=1e4, seed=2)
 @example(n=3, q=25, dim=33, k_fraction=0.5, spread=1, offset=0.0, seed=3)
 def test_knn_property_integer_points_match_reference_exactly(n, q, dim, k_fraction, spread, offset, seed):
-    rng = np.random.default_rng(seed)
-    x = torch.as_tensor(rng.integers(-spread, spread + 1, (n, dim)) + offset, dtype=torch.float64)
-    ref = torch.as_tensor(rng.integers(-spread, spread + 1, (q, dim)) + offset, dtype=torch.float64)
+    x, ref = integer_points(n, q, dim, spread=spread, offset=offset, seed=seed, dtype=torch.float64)
     k = 1 + round(k_fraction * (q - 1))
     dist, index = ops.knn(x, ref, k)
     expected_dist, expected_index = ops.knn_reference(x, ref, k)
