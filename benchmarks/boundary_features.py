@@ -183,8 +183,8 @@ def table(out: Path) -> str:
               "| variant · score | control | pairs | validation Δ | test Δ |", "|---|---|---|---|---|"]
     for (variant, score), values in rows.items():
         for control in (f"{variant}_generator", f"{variant}_none"):
-            paired = {v["split"]: v for v in rows.get((control, score), [])}
-            pairs = [(v, paired[v["split"]]) for v in values if v["split"] in paired]
+            paired = {(v["split"], v["seed"]): v for v in rows.get((control, score), [])}
+            pairs = [(v, paired[v["split"], v["seed"]]) for v in values if (v["split"], v["seed"]) in paired]
             if pairs:
                 lines.append(
                     f"| {variant} · {score} | {control} | {len(pairs)} | "
