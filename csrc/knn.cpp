@@ -96,15 +96,14 @@ scalar_t rounded_up(double limit) {
 // Direct mode with k > 1: an exact recompute costs O(dim <= 16), less than selecting the tile's k-th
 // candidate (nth_element over 2048 values was most of knn's time at D = 2). The row fills its top-k from
 // the tile's first columns, then scans the rest block by block against the limit of its k nearest so far,
-// which only tightens. Returns the number of exact recomputes.
+// which only tightens.
 template <typename scalar_t, typename Tiler>
-int64_t offer_with_running_limit(RunningTopK& top, const scalar_t* values, int64_t count, int64_t c0,
+void offer_with_running_limit(RunningTopK& top, const scalar_t* values, int64_t count, int64_t c0,
                                  const Tiler& tiler, int64_t i, std::vector<int64_t>& candidates) {
   int64_t j0 = 0;
   for (; j0 < count && !top.full(); ++j0) {
     top.offer(tiler.exact(i, j0), c0 + j0);
   }
-  int64_t recomputed = j0;
   for (; j0 < count; j0 += cpu::kScanBlock) {
     const int64_t n = std::min(cpu::kScanBlock, count - j0);
     const double limit = full_limit(top, 0.0, tiler.relative_error_bound(), /*direct=*/true);
@@ -112,9 +111,7 @@ int64_t offer_with_running_limit(RunningTopK& top, const scalar_t* values, int64
     for (const int64_t j : candidates) {
       top.offer(tiler.exact(i, j0 + j), c0 + j0 + j);
     }
-    recomputed += static_cast<int64_t>(candidates.size());
   }
-  return recomputed;
 }
 
 template <typename scalar_t>
@@ -167,7 +164,7 @@ void knn_cpu_kernel(const scalar_t* x,    // (N, D)
             vi = values.data_ptr<scalar_t>() + i * nc;
           }
           if (tiler.direct() && k > 1) {
-            recomputed += offer_with_running_limit(tops[i], vi, nc, c0, tiler, i, candidates);
+            offer_with_running_limit(tops[i], vi, nc, c0, tiler, i, candidates);  // (no bfloat16 in direct mode)
             continue;
           }
           const double limit = candidate_limit(tops[i], vi, nc, k, tiler.error_bound(i),

@@ -93,36 +93,22 @@ inline bool bf16_candidates_wanted() {
   return native_bf16_gemm();
 }
 
-// Exact squared distance between two rows by direct differences, accumulated in double (the partial
-// sums reorder the double sum: far below float's rounding, and the same order every call).
-// kExactLanes independent partial sums: one accumulator would wait on its own add every step.
-constexpr int64_t kExactLanes = 32;
+// Exact squared distance between two rows by direct differences, accumulated in double (a vector
+// reduction reorders the double sum: far below float's rounding).
 template <typename scalar_t>
 OMASGAN_HOT_LOOP double exact_sqdist(const scalar_t* __restrict__ a, const scalar_t* __restrict__ b, int64_t dim) {
-  if (dim < kExactLanes) {  // direct mode's few features: one short sum
-    double acc = 0;
+  double acc = 0;
+  if (dim <= kDirectMaxDim) {  // direct mode's few features: the vector loop's set-up would cost more
     for (int64_t d = 0; d < dim; ++d) {
       const double diff = static_cast<double>(a[d]) - static_cast<double>(b[d]);
       acc += diff * diff;
     }
     return acc;
   }
-  double partial[kExactLanes] = {};
-  int64_t d0 = 0;
-  for (; d0 + kExactLanes <= dim; d0 += kExactLanes) {
-#pragma omp simd
-    for (int64_t l = 0; l < kExactLanes; ++l) {
-      const double diff = static_cast<double>(a[d0 + l]) - static_cast<double>(b[d0 + l]);
-      partial[l] += diff * diff;
-    }
-  }
-  for (int64_t d = d0; d < dim; ++d) {
+#pragma omp simd reduction(+ : acc)
+  for (int64_t d = 0; d < dim; ++d) {
     const double diff = static_cast<double>(a[d]) - static_cast<double>(b[d]);
-    partial[d - d0] += diff * diff;
-  }
-  double acc = 0;
-  for (int64_t l = 0; l < kExactLanes; ++l) {
-    acc += partial[l];
+    acc += diff * diff;
   }
   return acc;
 }
@@ -465,6 +451,9 @@ class SqDistTiler {
       return;
     }
     if (bf16_) {
+      if (!bf16_dots_.defined()) {
+        bf16_dots_ = at::empty({b1 - b0, n_cols()}, at::kBFloat16);
+      }
       bf16_dots_.resize_({b1 - b0, n_cols()});
       at::mm_out(bf16_dots_, row_bf16_.narrow(0, b0, b1 - b0), col_bf16_.t());
       out.copy_(bf16_dots_);
@@ -653,7 +642,7 @@ class SqDistTiler {
   int64_t r0_ = 0, r1_ = 0, c0_ = 0, c1_ = 0;
   at::Tensor row_centred_, col_centred_;        // gemm mode: (n_rows, dim), (n_cols, dim)
   at::Tensor row_bf16_, col_bf16_;              // bfloat16 candidates: their bfloat16 copies
-  at::Tensor bf16_dots_ = at::empty({0}, at::kBFloat16);  // bfloat16 candidates: the GEMM's output tile
+  at::Tensor bf16_dots_;                        // bfloat16 candidates: the GEMM's output tile
   std::vector<scalar_t> row_sqnorm_, col_sqnorm_;
   std::vector<double> row_error_bound_;
   std::vector<scalar_t> col_transposed_;        // direct mode: (dim, n_cols)
