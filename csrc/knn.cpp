@@ -129,7 +129,9 @@ void knn_cpu_kernel(const scalar_t* x,    // (N, D)
     cpu::SqDistTiler<scalar_t> tiler(x, ref, D, &centre, /*candidates_only=*/true);
     const int64_t col_tile = tiler.col_tile();
     const auto dtype = c10::CppTypeToScalarType<scalar_t>::value;
-    at::Tensor buffer = at::empty({tiler.direct() ? 1 : block, std::min(Q, col_tile)}, at::CPU(dtype));
+    at::Tensor buffer = at::empty({tiler.direct() ? 0 : block, std::min(Q, col_tile)}, at::CPU(dtype));
+    // Direct mode: kDirectRowGroup rows' candidates at a time, each row padded to whole vectors.
+    std::vector<scalar_t> direct_values(tiler.direct() ? cpu::kDirectRowGroup * (col_tile + cpu::direct_lanes<scalar_t>()) : 0);
     std::vector<scalar_t> scratch;
     std::vector<int64_t> candidates;
     std::vector<double> best(block * k);
@@ -146,34 +148,39 @@ void knn_cpu_kernel(const scalar_t* x,    // (N, D)
         const int64_t c1 = std::min(Q, c0 + col_tile), nc = c1 - c0;
         tiler.set_cols(c0, c1);
         int64_t recomputed = 0;
-        at::Tensor values;
-        if (!tiler.direct()) {
-          values = buffer.narrow(0, 0, r1 - r0).narrow(1, 0, nc);
-          if (!values.is_contiguous()) {
-            values = at::empty({r1 - r0, nc}, at::CPU(dtype));
-          }
-          tiler.approx(values);
-        }
-        for (int64_t i = 0; i < r1 - r0; ++i) {
-          scalar_t* vi;
-          scalar_t tile_min = std::numeric_limits<scalar_t>::quiet_NaN();
-          if (tiler.direct()) {
-            vi = buffer.data_ptr<scalar_t>();
-            tile_min = tiler.approx_row(i, vi);
-          } else {
-            vi = values.data_ptr<scalar_t>() + i * nc;
-          }
+        // Row i's candidates vi (nc values; tile_min their minimum where known, else NaN) into its top-k.
+        auto offer_row = [&](int64_t i, const scalar_t* vi, scalar_t tile_min) {
           if (tiler.direct() && k > 1) {
             offer_with_running_limit(tops[i], vi, nc, c0, tiler, i, candidates);  // (no bfloat16 in direct mode)
-            continue;
+            return;
           }
-          const double limit = candidate_limit(tops[i], vi, nc, k, tiler.error_bound(i),
-                                               tiler.relative_error_bound(), tiler.direct(), tile_min, scratch);
+          const double limit = candidate_limit(tops[i], vi, nc, k, tiler.error_bound(i), tiler.relative_error_bound(),
+                                               tiler.direct(), tile_min, scratch);
           cpu::collect_at_most(vi, nc, rounded_up<scalar_t>(limit), candidates);
           for (const int64_t j : candidates) {
             tops[i].offer(tiler.exact(i, j), c0 + j);
           }
           recomputed += static_cast<int64_t>(candidates.size());
+        };
+        if (tiler.direct()) {
+          const int64_t stride = tiler.col_stride();
+          scalar_t mins[cpu::kDirectRowGroup];
+          for (int64_t g0 = 0; g0 < r1 - r0; g0 += cpu::kDirectRowGroup) {
+            const int64_t g1 = std::min(r1 - r0, g0 + cpu::kDirectRowGroup);
+            tiler.approx_rows(g0, g1, direct_values.data(), mins);
+            for (int64_t i = g0; i < g1; ++i) {
+              offer_row(i, direct_values.data() + (i - g0) * stride, mins[i - g0]);
+            }
+          }
+        } else {
+          at::Tensor values = buffer.narrow(0, 0, r1 - r0).narrow(1, 0, nc);
+          if (!values.is_contiguous()) {
+            values = at::empty({r1 - r0, nc}, at::CPU(dtype));
+          }
+          tiler.approx(values);
+          for (int64_t i = 0; i < r1 - r0; ++i) {
+            offer_row(i, values.data_ptr<scalar_t>() + i * nc, std::numeric_limits<scalar_t>::quiet_NaN());
+          }
         }
         if (c0 > 0) {  // a block's first tile recomputes more (its rows hold no k nearest yet): not counted
           tiler.count_recomputed(recomputed, (r1 - r0) * nc);
@@ -209,7 +216,10 @@ void knn_backward_cpu_kernel(const scalar_t* grad_dist,  // (N, k)
   // and for the rows of ref it reports, whatever grad_dist holds (the front end's rule, STYLE §7).
   constexpr scalar_t nan = std::numeric_limits<scalar_t>::quiet_NaN();
   auto scale = [&](int64_t e) { return dist[e] > 0 ? grad_dist[e] / dist[e] : scalar_t(0); };
-  at::parallel_for(0, N, 64, [&](int64_t begin, int64_t end) {
+  // Tasks of at least kParallelGrainValues gradient values: small calls stay on one thread (waking the
+  // pool costs more than they do).
+  const int64_t grain = std::max<int64_t>(1, cpu::kParallelGrainValues / std::max<int64_t>(1, k * D));
+  at::parallel_for(0, N, grain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const scalar_t* xi = x + i * D;
       scalar_t* gi = grad_x + i * D;

@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -157,14 +158,14 @@ std::vector<double> common_centre(const scalar_t* points, int64_t n, int64_t dim
   return mean;
 }
 
-// out[j] = sum_d (row[d] - columns[d * count + j])^2 over a transposed (dim, count) tile; returns
-// min_j out[j] (fused into the last pass, which saves min_distance a sweep).
+// out[j] = sum_d (row[d] - columns[d * stride + j])^2 over a transposed (dim, stride) tile, j < count;
+// returns min_j out[j] (fused into the last pass, which saves min_distance a sweep).
 template <typename scalar_t>
 OMASGAN_HOT_LOOP scalar_t direct_sqdist_row(const scalar_t* __restrict__ row, const scalar_t* __restrict__ columns,
-                                            int64_t dim, int64_t count, scalar_t* __restrict__ out) {
+                                            int64_t dim, int64_t count, int64_t stride, scalar_t* __restrict__ out) {
   for (int64_t d = 0; d + 1 < dim; ++d) {
     const scalar_t value = row[d];
-    const scalar_t* column = columns + d * count;
+    const scalar_t* column = columns + d * stride;
     if (d == 0) {
 #pragma omp simd
       for (int64_t j = 0; j < count; ++j) {
@@ -180,7 +181,7 @@ OMASGAN_HOT_LOOP scalar_t direct_sqdist_row(const scalar_t* __restrict__ row, co
     }
   }
   const scalar_t value = row[dim - 1];
-  const scalar_t* column = columns + (dim - 1) * count;
+  const scalar_t* column = columns + (dim - 1) * stride;
   scalar_t best = std::numeric_limits<scalar_t>::infinity();
   if (dim == 1) {
 #pragma omp simd reduction(min : best)
@@ -200,6 +201,59 @@ OMASGAN_HOT_LOOP scalar_t direct_sqdist_row(const scalar_t* __restrict__ row, co
     }
   }
   return best;
+}
+
+// Columns of a transposed direct-mode tile come in whole vectors of this many bytes (the tile's stride is
+// padded to it, the padding +inf), so that direct_sqdist_rows needs no remainder loop.
+constexpr int64_t kDirectVectorBytes = 64;
+// Rows that direct_sqdist_rows computes together: each column vector loaded serves them all, and their
+// sums stay in registers across the features (one store per value instead of one per feature).
+constexpr int64_t kDirectRowGroup = 4;
+
+template <typename scalar_t>
+constexpr int64_t direct_lanes() {
+  return kDirectVectorBytes / static_cast<int64_t>(sizeof(scalar_t));
+}
+
+// direct_sqdist_row for Rows rows at once (rows: (Rows, dim) contiguous) over a transposed tile padded as
+// kDirectVectorBytes says: out[r * stride + j] for j < stride (the padding's values are +inf or NaN and
+// never read), mins[r] = min over j < stride, which the padding does not lower. The same sums in the same
+// order as direct_sqdist_row.
+template <typename scalar_t, int64_t Rows>
+OMASGAN_HOT_LOOP void direct_sqdist_rows(const scalar_t* __restrict__ rows, const scalar_t* __restrict__ columns,
+                                         int64_t dim, int64_t stride, scalar_t* __restrict__ out,
+                                         scalar_t* __restrict__ mins) {
+  constexpr int64_t lanes = direct_lanes<scalar_t>();
+  typedef scalar_t vec __attribute__((vector_size(kDirectVectorBytes)));
+  vec best[Rows];
+  for (int64_t r = 0; r < Rows; ++r) {
+    best[r] = vec{} + std::numeric_limits<scalar_t>::infinity();
+  }
+  for (int64_t j0 = 0; j0 < stride; j0 += lanes) {
+    vec acc[Rows];
+    for (int64_t r = 0; r < Rows; ++r) {
+      acc[r] = vec{};
+    }
+    for (int64_t d = 0; d < dim; ++d) {
+      vec column;
+      std::memcpy(&column, columns + d * stride + j0, sizeof(vec));
+      for (int64_t r = 0; r < Rows; ++r) {
+        const vec diff = rows[r * dim + d] - column;
+        acc[r] += diff * diff;
+      }
+    }
+    for (int64_t r = 0; r < Rows; ++r) {
+      std::memcpy(out + r * stride + j0, &acc[r], sizeof(vec));
+      best[r] = acc[r] < best[r] ? acc[r] : best[r];
+    }
+  }
+  for (int64_t r = 0; r < Rows; ++r) {
+    scalar_t m = best[r][0];
+    for (int64_t w = 1; w < lanes; ++w) {
+      m = best[r][w] < m ? best[r][w] : m;
+    }
+    mins[r] = m;
+  }
 }
 
 // out[j] = row_sqnorm + col_sqnorm[j] - 2 out[j]: dot products to squared distances.
@@ -463,16 +517,28 @@ class SqDistTiler {
   }
   void finish_row(int64_t i, scalar_t* out_row) const {
     if (direct_) {
-      direct_sqdist_row(row(i), col_transposed_.data(), dim_, n_cols(), out_row);
+      direct_sqdist_row(row(i), col_transposed_.data(), dim_, n_cols(), col_stride_, out_row);
     } else {
       dots_to_sqdist(out_row, col_sqnorm_.data(), row_sqnorm_[i], n_cols());
     }
   }
 
-  // Candidates of one row into out (n_cols); returns their minimum. Direct mode only.
-  scalar_t approx_row(int64_t i, scalar_t* out) const {
-    return direct_sqdist_row(row(i), col_transposed_.data(), dim_, n_cols(), out);
+  // Direct mode only: candidates of rows [i0, i1) (at most kDirectRowGroup) into out, row i0 + r at
+  // out + r * col_stride() (col_stride() >= n_cols() values; the first n_cols() are the tile's), and
+  // their minima into mins.
+  void approx_rows(int64_t i0, int64_t i1, scalar_t* out, scalar_t* mins) const {
+    TORCH_INTERNAL_ASSERT(direct_ && i1 - i0 <= kDirectRowGroup);
+    if (i1 - i0 == kDirectRowGroup) {
+      direct_sqdist_rows<scalar_t, kDirectRowGroup>(row(i0), col_transposed_.data(), dim_, col_stride_, out, mins);
+      return;
+    }
+    for (int64_t i = i0; i < i1; ++i) {
+      direct_sqdist_rows<scalar_t, 1>(row(i), col_transposed_.data(), dim_, col_stride_, out + (i - i0) * col_stride_,
+                                      mins + (i - i0));
+    }
   }
+  // Direct mode: the row stride of approx_rows's output (n_cols() rounded up to whole vectors).
+  int64_t col_stride() const { return col_stride_; }
 
   // Bound on |candidate - exact| for row i against any column of the current tile. gemm mode: absolute,
   // from the norms; direct mode: relative to the value itself (a sum of dim squares).
@@ -573,7 +639,7 @@ class SqDistTiler {
   void add_direct_weighted_differences(int64_t i, const scalar_t* coef_row, scalar_t* grad_row) const {
     const scalar_t* r = row(i);
     for (int64_t d = 0; d < dim_; ++d) {
-      grad_row[d] += weighted_difference_sum(coef_row, col_transposed_.data() + d * n_cols(), r[d], n_cols());
+      grad_row[d] += weighted_difference_sum(coef_row, col_transposed_.data() + d * col_stride_, r[d], n_cols());
     }
   }
 
@@ -587,14 +653,20 @@ class SqDistTiler {
     dst.copy_(src);
   }
 
-  // (dim, n_cols): columns contiguous per feature so direct mode's inner loop vectorises.
+  // (dim, col_stride_): columns contiguous per feature so direct mode's inner loop vectorises; the
+  // stride padded to whole vectors with +inf (direct_sqdist_rows).
   void transpose_cols() {
-    const int64_t nc = n_cols();
-    col_transposed_.resize(dim_ * nc);
+    const int64_t nc = n_cols(), lanes = direct_lanes<scalar_t>();
+    col_stride_ = (nc + lanes - 1) / lanes * lanes;
+    col_transposed_.resize(dim_ * col_stride_);
     for (int64_t j = 0; j < nc; ++j) {
       for (int64_t d = 0; d < dim_; ++d) {
-        col_transposed_[d * nc + j] = cols_[(c0_ + j) * dim_ + d];
+        col_transposed_[d * col_stride_ + j] = cols_[(c0_ + j) * dim_ + d];
       }
+    }
+    for (int64_t d = 0; d < dim_; ++d) {
+      std::fill(col_transposed_.begin() + d * col_stride_ + nc, col_transposed_.begin() + (d + 1) * col_stride_,
+                std::numeric_limits<scalar_t>::infinity());
     }
   }
 
@@ -645,7 +717,8 @@ class SqDistTiler {
   at::Tensor bf16_dots_;                        // bfloat16 candidates: the GEMM's output tile
   std::vector<scalar_t> row_sqnorm_, col_sqnorm_;
   std::vector<double> row_error_bound_;
-  std::vector<scalar_t> col_transposed_;        // direct mode: (dim, n_cols)
+  std::vector<scalar_t> col_transposed_;        // direct mode: (dim, col_stride_)
+  int64_t col_stride_ = 0;                      // direct mode: n_cols rounded up to whole vectors
 };
 
 // Rows per parallel task: one task per thread where possible (each task re-centres every column tile,

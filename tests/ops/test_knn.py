@@ -89,6 +89,26 @@ def test_knn_exact_for_near_duplicates(device, dim, offset, candidate_precision)
     assert ((shortcut.values.sqrt().double() - expected) / expected).abs().max().item() > 1e-2
 
 
+# The CPU's direct mode (D <= 16) computes 4 query rows at a time over column tiles of 2048 padded to
+# whole 64-byte vectors: row counts around the group and column counts around the lanes and the tile.
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 9])
+@pytest.mark.parametrize("q", [7, 8, 15, 16, 17, 2047, 2048, 2049, 2065])
+def test_knn_direct_mode_row_groups_and_padded_tiles(dtype, n, q):
+    g = torch.Generator().manual_seed(n * 10_000 + q)
+    x, ref = torch.randn(n, 3, generator=g, dtype=dtype), torch.randn(q, 3, generator=g, dtype=dtype)
+    bad = n // 2 if n > 1 else -1
+    if n > 1:
+        x[bad, 1] = float("inf")  # a non-finite query inside a row group: NaN for it, its group unharmed
+    finite = torch.arange(n) != bad
+    for k in sorted({1, min(4, q), q}):
+        dist, index = ops.knn(x, ref, k)
+        expected_dist, expected_index = _oracle(x[finite], ref, k)
+        assert torch.equal(index[finite], expected_index), f"k={k}"
+        assert_close(dist[finite].double(), expected_dist, rtol=1e-6 if dtype == torch.float32 else 1e-14, atol=0)
+        assert n == 1 or dist[bad].isnan().all()
+
+
 # Integer coordinates make squared distances exact in float64 and ties common, so the lowest-index rule
 # is checked exactly; the examples reach the edges (k = Q, Q = 1, D = 1, all points equal, the first
 # GEMM width D = 17, large offsets).
