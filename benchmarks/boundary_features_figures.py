@@ -37,38 +37,59 @@ def _class_of(split_name: str) -> int:
     return int(split_name.rsplit("-", 1)[1])
 
 
-def auroc_bars(out: Path, variant: str, control: str, seed: int) -> Path:
-    """Test AUROC per class: the variant, its control and the recorded baselines, side by side."""
+def _feature_baselines(out: Path, split: str, seed: int) -> dict:
+    path = out / "feature_baselines" / f"{split}_seed{seed}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def auroc_bars(out: Path, variant: str, control: str, seeds: list[int]) -> Path:
+    """Test AUROC per class: the variant, its control and the recorded baselines, side by side; with
+    several seeds, each bar is the mean over them and its whisker the SD (classes every seed ran)."""
     records = _records(out)
-    splits = sorted({s for (s, r, v) in records if r == seed and v == variant}, key=_class_of)
-    rows = {
-        variant: [records[(s, seed, variant)]["scores"]["detector"]["auroc"] for s in splits],
-        control: [records.get((s, seed, control), {}).get("scores", {}).get("detector", {}).get("auroc", np.nan)
-                  for s in splits],
-    }
-    baselines, _ = _baselines(out)
-    for name in (*PIXEL_BASELINES, *FEATURE_BASELINES):
-        if all(name in baselines.get(s, {}) for s in splits):
-            rows[BASELINE_LABELS[name]] = [baselines[s][name]["auroc"] for s in splits]
+    splits = sorted(
+        set.intersection(*({s for (s, r, v) in records if r == seed and v == variant} for seed in seeds)),
+        key=_class_of,
+    )
+
+    def auroc(split: str, seed: int, name: str) -> float:
+        record = records.get((split, seed, name))
+        if record is not None:
+            return record["scores"]["detector"]["auroc"]
+        # (_baselines merges seed 0's feature baselines into the pixel ones: read each seed's own.)
+        found = (_feature_baselines(out, split, seed) if name in FEATURE_BASELINES else pixel.get(split, {})).get(name)
+        return found["auroc"] if found else np.nan
+
+    pixel, _ = _baselines(out)
+    names = [variant, control, *PIXEL_BASELINES, *FEATURE_BASELINES]
+    # (name, class, seed) -> AUROC; a baseline is drawn where every class and seed has it.
+    values = {name: np.array([[auroc(s, seed, name) for seed in seeds] for s in splits]) for name in names}
+    rows = {name: v for name, v in values.items() if name in (variant, control) or not np.isnan(v).any()}
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(1.0 + 0.25 * len(rows) * len(splits), 3.4))
     positions = np.arange(len(splits))
     width = 0.8 / len(rows)
-    for i, (label, values) in enumerate(rows.items()):
+    for i, (name, v) in enumerate(rows.items()):
         offset = (i - (len(rows) - 1) / 2) * width
-        ax.bar(positions + offset, values, width, label=f"{label} ({np.nanmean(values):.3f})")
+        label = BASELINE_LABELS.get(name, name)
+        spread = v.std(1) if len(seeds) > 1 else None
+        ax.bar(positions + offset, np.nanmean(v, 1), width, yerr=spread, error_kw=dict(lw=0.6, capsize=1),
+               label=f"{label} ({np.nanmean(v):.3f})")
     ax.set_xticks(positions, [str(_class_of(s)) for s in splits])
     ax.set_xlabel("left-out class")
-    ax.set_ylabel("test AUROC")
+    ax.set_ylabel("test AUROC" + (f" (mean ± SD, seeds {', '.join(map(str, seeds))})" if len(seeds) > 1 else ""))
     ax.set_ylim(0.3, 1.0)
     ax.axhline(0.5, color="grey", lw=0.5)
     # Beside the axes, not over them: the legend used to hide the last class's bars.
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    path = out / f"auroc_bars_{variant}_seed{seed}.png"
+    path = out / f"auroc_bars_{variant}_{_seeds_label(seeds)}.png"
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _seeds_label(seeds: list[int]) -> str:
+    return f"seed{seeds[0]}" if len(seeds) == 1 else "seeds" + "-".join(map(str, seeds))
 
 
 def boundary_pairs(cache: Path, out: Path, dataset: str, classes: list[int], seed: int) -> Path:
@@ -109,7 +130,8 @@ def main() -> None:
     parser.add_argument("--variant", default="neighbours")
     parser.add_argument("--control", help="default: <variant>_generator")
     parser.add_argument("--pair-classes", default="1,9", help="classes whose G/B pairs are drawn")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the run whose pairs and histogram are drawn")
+    parser.add_argument("--bar-seeds", help="seeds averaged in the AUROC bars, e.g. 0,1,2 (default: --seed)")
     parser.add_argument("--cache", default=str(REPO_ROOT / "runs" / "boundary_features"))
     parser.add_argument("--out", help="default: benchmarks/results/boundary_features/<dataset>_loo")
     args = parser.parse_args()
@@ -118,7 +140,7 @@ def main() -> None:
     cache = Path(args.cache)
     classes = [int(c) for c in args.pair_classes.split(",")]
     for path in (
-        auroc_bars(out, args.variant, control, args.seed),
+        auroc_bars(out, args.variant, control, [int(v) for v in (args.bar_seeds or str(args.seed)).split(",")]),
         boundary_pairs(cache, out, args.dataset, classes, args.seed),
         weakest_histogram(cache, out, args.dataset, args.variant, control, args.seed),
     ):
