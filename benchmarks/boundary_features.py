@@ -94,8 +94,11 @@ def run(dataset: str, variants: list[str], classes: list[int], seeds: list[int],
         split = make_split(dataset, "loo", target)
         _pixel_baselines(split, out / "runs" / f"{split.name}_baselines.json")
         for seed in seeds:
-            base_dir = base_run(split, seed, cache)
+            recorded = [out / "runs" / f"{split.name}_seed{seed}_{name}.json" for name in variants]
             path = out / "feature_baselines" / f"{split.name}_seed{seed}.json"
+            if path.exists() and all(p.exists() for p in recorded):
+                continue  # nothing left to train: the base run (possibly a cleared cache) is not needed
+            base_dir = base_run(split, seed, cache)
             if not path.exists():  # the base run is complete: fit() only reloads its networks
                 models = _detector(BASE, seed, base_dir).fit(split.train).models_
                 path.parent.mkdir(exist_ok=True)
