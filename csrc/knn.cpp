@@ -93,20 +93,44 @@ scalar_t rounded_up(double limit) {
                         std::numeric_limits<scalar_t>::infinity());
 }
 
-// Direct mode with k > 1: an exact recompute costs O(dim <= 16), less than selecting the tile's k-th
-// candidate (nth_element over 2048 values was most of knn's time at D = 2). The row fills its top-k from
-// the tile's first columns, then scans the rest block by block against the limit of its k nearest so far,
-// which only tightens.
-template <typename scalar_t, typename Tiler>
-void offer_with_running_limit(RunningTopK& top, const scalar_t* values, int64_t count, int64_t c0,
-                                 const Tiler& tiler, int64_t i, std::vector<int64_t>& candidates) {
-  int64_t j0 = 0;
-  for (; j0 < count && !top.full(); ++j0) {
-    top.offer(tiler.exact(i, j0), c0 + j0);
+// Direct mode: an upper limit on the candidates of a row's tile that can hold one of its k nearest, from
+// the tile alone. Each column set's minimum is a different column, so k columns have candidates at most t,
+// the k-th smallest set minimum; as in candidate_limit, no column above t (1 + 4 rel) can be among the k
+// nearest. Infinite when the tile has fewer than k sets. t is selected among the set minima at most t0,
+// the largest of k group minima (k sets at most t0, so t <= t0): fewer values than all of them.
+template <typename scalar_t>
+double direct_tile_limit(const scalar_t* set_mins, int64_t sets, int64_t k, double rel_bound,
+                         std::vector<scalar_t>& scratch) {
+  if (sets < k) {
+    return std::numeric_limits<double>::infinity();
   }
-  for (; j0 < count; j0 += cpu::kScanBlock) {
+  scalar_t t0 = 0;
+  for (int64_t g = 0; g < k; ++g) {
+    const int64_t s0 = g * sets / k, s1 = (g + 1) * sets / k;
+    t0 = std::max(t0, cpu::min_value(set_mins + s0, s1 - s0));
+  }
+  scratch.clear();
+  for (int64_t s = 0; s < sets; ++s) {
+    if (set_mins[s] <= t0) {
+      scratch.push_back(set_mins[s]);
+    }
+  }
+  std::nth_element(scratch.begin(), scratch.begin() + (k - 1), scratch.end());
+  return static_cast<double>(scratch[k - 1]) * (1 + 4 * rel_bound);
+}
+
+// Direct mode with k > 1: an exact recompute costs O(dim <= 16), less than selecting the tile's k-th
+// candidate (nth_element over 2048 values was most of knn's time at D = 2). The row scans its tile block
+// by block against the tile's own limit (direct_tile_limit) until its top-k is full, then against the
+// limit of its k nearest so far, which only tightens.
+template <typename scalar_t, typename Tiler>
+void offer_below_limits(RunningTopK& top, const scalar_t* values, int64_t count, int64_t c0, const Tiler& tiler,
+                        int64_t i, double tile_limit, std::vector<int64_t>& candidates) {
+  for (int64_t j0 = 0; j0 < count; j0 += cpu::kScanBlock) {
     const int64_t n = std::min(cpu::kScanBlock, count - j0);
-    const double limit = full_limit(top, 0.0, tiler.relative_error_bound(), /*direct=*/true);
+    const double limit =
+        top.full() ? std::min(tile_limit, full_limit(top, 0.0, tiler.relative_error_bound(), /*direct=*/true))
+                   : tile_limit;
     cpu::collect_at_most(values + j0, n, rounded_up<scalar_t>(limit), candidates);
     for (const int64_t j : candidates) {
       top.offer(tiler.exact(i, j0 + j), c0 + j0 + j);
@@ -130,8 +154,12 @@ void knn_cpu_kernel(const scalar_t* x,    // (N, D)
     const int64_t col_tile = tiler.col_tile();
     const auto dtype = c10::CppTypeToScalarType<scalar_t>::value;
     at::Tensor buffer = at::empty({tiler.direct() ? 0 : block, std::min(Q, col_tile)}, at::CPU(dtype));
-    // Direct mode: kDirectRowGroup rows' candidates at a time, each row padded to whole vectors.
-    std::vector<scalar_t> direct_values(tiler.direct() ? cpu::kDirectRowGroup * (col_tile + cpu::direct_lanes<scalar_t>()) : 0);
+    // Direct mode: kDirectRowGroup rows' candidates at a time, each row padded to whole vectors, and the
+    // minima of their column sets.
+    const int64_t padded_tile = col_tile + cpu::direct_lanes<scalar_t>();
+    std::vector<scalar_t> direct_values(tiler.direct() ? cpu::kDirectRowGroup * padded_tile : 0);
+    std::vector<scalar_t> set_mins(
+        tiler.direct() ? cpu::kDirectRowGroup * cpu::direct_set_count<scalar_t>(padded_tile, /*per_set=*/true) : 0);
     std::vector<scalar_t> scratch;
     std::vector<int64_t> candidates;
     std::vector<double> best(block * k);
@@ -150,10 +178,6 @@ void knn_cpu_kernel(const scalar_t* x,    // (N, D)
         int64_t recomputed = 0;
         // Row i's candidates vi (nc values; tile_min their minimum where known, else NaN) into its top-k.
         auto offer_row = [&](int64_t i, const scalar_t* vi, scalar_t tile_min) {
-          if (tiler.direct() && k > 1) {
-            offer_with_running_limit(tops[i], vi, nc, c0, tiler, i, candidates);  // (no bfloat16 in direct mode)
-            return;
-          }
           const double limit = candidate_limit(tops[i], vi, nc, k, tiler.error_bound(i), tiler.relative_error_bound(),
                                                tiler.direct(), tile_min, scratch);
           cpu::collect_at_most(vi, nc, rounded_up<scalar_t>(limit), candidates);
@@ -163,13 +187,26 @@ void knn_cpu_kernel(const scalar_t* x,    // (N, D)
           recomputed += static_cast<int64_t>(candidates.size());
         };
         if (tiler.direct()) {
-          const int64_t stride = tiler.col_stride();
-          scalar_t mins[cpu::kDirectRowGroup];
+          const int64_t stride = tiler.col_stride(), sets = tiler.set_count(/*per_set=*/k > 1);
           for (int64_t g0 = 0; g0 < r1 - r0; g0 += cpu::kDirectRowGroup) {
             const int64_t g1 = std::min(r1 - r0, g0 + cpu::kDirectRowGroup);
-            tiler.approx_rows(g0, g1, direct_values.data(), mins);
+            if (k == 1) {
+              tiler.template approx_rows<false>(g0, g1, direct_values.data(), set_mins.data());
+            } else {
+              tiler.template approx_rows<true>(g0, g1, direct_values.data(), set_mins.data());
+            }
             for (int64_t i = g0; i < g1; ++i) {
-              offer_row(i, direct_values.data() + (i - g0) * stride, mins[i - g0]);
+              const scalar_t* vi = direct_values.data() + (i - g0) * stride;
+              const scalar_t* mins_i = set_mins.data() + (i - g0) * sets;
+              if (k == 1) {
+                offer_row(i, vi, cpu::min_value(mins_i, sets));
+              } else {
+                // Once the top-k is full, its own limit needs no selection (and is usually the tighter).
+                const double tile_limit = tops[i].full()
+                                              ? std::numeric_limits<double>::infinity()
+                                              : direct_tile_limit(mins_i, sets, k, tiler.relative_error_bound(), scratch);
+                offer_below_limits(tops[i], vi, nc, c0, tiler, i, tile_limit, candidates);
+              }
             }
           }
         } else {

@@ -209,27 +209,45 @@ constexpr int64_t kDirectVectorBytes = 64;
 // Rows that direct_sqdist_rows computes together: each column vector loaded serves them all, and their
 // sums stay in registers across the features (one store per value instead of one per feature).
 constexpr int64_t kDirectRowGroup = 4;
+// direct_sqdist_rows with PerSet also reports, per row, the minimum of each of disjoint sets of columns:
+// lane w of each run of this many vectors (a by-product of its running minimum). Their k-th smallest
+// bounds the tile's k-th smallest value from above, which lets knn skip columns that cannot be among the
+// k nearest. Without PerSet there is one set per lane over the whole row (all k = 1 needs).
+constexpr int64_t kDirectSetVectors = 8;
 
 template <typename scalar_t>
 constexpr int64_t direct_lanes() {
   return kDirectVectorBytes / static_cast<int64_t>(sizeof(scalar_t));
 }
 
+// The number of column sets of direct_sqdist_rows for a padded stride.
+template <typename scalar_t>
+constexpr int64_t direct_set_count(int64_t stride, bool per_set) {
+  if (!per_set) {
+    return direct_lanes<scalar_t>();
+  }
+  const int64_t vectors = stride / direct_lanes<scalar_t>();
+  return (vectors + kDirectSetVectors - 1) / kDirectSetVectors * direct_lanes<scalar_t>();
+}
+
 // direct_sqdist_row for Rows rows at once (rows: (Rows, dim) contiguous) over a transposed tile padded as
 // kDirectVectorBytes says: out[r * stride + j] for j < stride (the padding's values are +inf or NaN and
-// never read), mins[r] = min over j < stride, which the padding does not lower. The same sums in the same
-// order as direct_sqdist_row.
-template <typename scalar_t, int64_t Rows>
+// never read), and set_mins[r * sets + s] the minimum of column set s (kDirectSetVectors; sets =
+// direct_set_count(stride, PerSet)), which the padding does not lower. The same sums in the same order as
+// direct_sqdist_row.
+template <typename scalar_t, int64_t Rows, bool PerSet>
 OMASGAN_HOT_LOOP void direct_sqdist_rows(const scalar_t* __restrict__ rows, const scalar_t* __restrict__ columns,
                                          int64_t dim, int64_t stride, scalar_t* __restrict__ out,
-                                         scalar_t* __restrict__ mins) {
+                                         scalar_t* __restrict__ set_mins) {
   constexpr int64_t lanes = direct_lanes<scalar_t>();
   typedef scalar_t vec __attribute__((vector_size(kDirectVectorBytes)));
+  const vec infinity = vec{} + std::numeric_limits<scalar_t>::infinity();
+  const int64_t sets = direct_set_count<scalar_t>(stride, PerSet);
   vec best[Rows];
   for (int64_t r = 0; r < Rows; ++r) {
-    best[r] = vec{} + std::numeric_limits<scalar_t>::infinity();
+    best[r] = infinity;
   }
-  for (int64_t j0 = 0; j0 < stride; j0 += lanes) {
+  for (int64_t j0 = 0, vector = 0; j0 < stride; j0 += lanes, ++vector) {
     vec acc[Rows];
     for (int64_t r = 0; r < Rows; ++r) {
       acc[r] = vec{};
@@ -246,13 +264,13 @@ OMASGAN_HOT_LOOP void direct_sqdist_rows(const scalar_t* __restrict__ rows, cons
       std::memcpy(out + r * stride + j0, &acc[r], sizeof(vec));
       best[r] = acc[r] < best[r] ? acc[r] : best[r];
     }
-  }
-  for (int64_t r = 0; r < Rows; ++r) {
-    scalar_t m = best[r][0];
-    for (int64_t w = 1; w < lanes; ++w) {
-      m = best[r][w] < m ? best[r][w] : m;
+    if ((PerSet && vector % kDirectSetVectors == kDirectSetVectors - 1) || j0 + lanes >= stride) {
+      const int64_t set0 = PerSet ? vector / kDirectSetVectors * lanes : 0;
+      for (int64_t r = 0; r < Rows; ++r) {
+        std::memcpy(set_mins + r * sets + set0, &best[r], sizeof(vec));
+        best[r] = infinity;
+      }
     }
-    mins[r] = m;
   }
 }
 
@@ -524,21 +542,25 @@ class SqDistTiler {
   }
 
   // Direct mode only: candidates of rows [i0, i1) (at most kDirectRowGroup) into out, row i0 + r at
-  // out + r * col_stride() (col_stride() >= n_cols() values; the first n_cols() are the tile's), and
-  // their minima into mins.
-  void approx_rows(int64_t i0, int64_t i1, scalar_t* out, scalar_t* mins) const {
+  // out + r * col_stride() (col_stride() >= n_cols() values; the first n_cols() are the tile's), and the
+  // minima of their column sets into set_mins, row i0 + r at set_mins + r * set_count(PerSet).
+  template <bool PerSet>
+  void approx_rows(int64_t i0, int64_t i1, scalar_t* out, scalar_t* set_mins) const {
     TORCH_INTERNAL_ASSERT(direct_ && i1 - i0 <= kDirectRowGroup);
     if (i1 - i0 == kDirectRowGroup) {
-      direct_sqdist_rows<scalar_t, kDirectRowGroup>(row(i0), col_transposed_.data(), dim_, col_stride_, out, mins);
+      direct_sqdist_rows<scalar_t, kDirectRowGroup, PerSet>(row(i0), col_transposed_.data(), dim_, col_stride_, out,
+                                                            set_mins);
       return;
     }
     for (int64_t i = i0; i < i1; ++i) {
-      direct_sqdist_rows<scalar_t, 1>(row(i), col_transposed_.data(), dim_, col_stride_, out + (i - i0) * col_stride_,
-                                      mins + (i - i0));
+      direct_sqdist_rows<scalar_t, 1, PerSet>(row(i), col_transposed_.data(), dim_, col_stride_,
+                                              out + (i - i0) * col_stride_, set_mins + (i - i0) * set_count(PerSet));
     }
   }
-  // Direct mode: the row stride of approx_rows's output (n_cols() rounded up to whole vectors).
+  // Direct mode: the row stride of approx_rows's output (n_cols() rounded up to whole vectors), and the
+  // number of column sets per row (direct_set_count).
   int64_t col_stride() const { return col_stride_; }
+  int64_t set_count(bool per_set) const { return direct_set_count<scalar_t>(col_stride_, per_set); }
 
   // Bound on |candidate - exact| for row i against any column of the current tile. gemm mode: absolute,
   // from the norms; direct mode: relative to the value itself (a sum of dim squares).

@@ -90,7 +90,8 @@ def test_knn_exact_for_near_duplicates(device, dim, offset, candidate_precision)
 
 
 # The CPU's direct mode (D <= 16) computes 4 query rows at a time over column tiles of 2048 padded to
-# whole 64-byte vectors: row counts around the group and column counts around the lanes and the tile.
+# whole 64-byte vectors, and bounds a row's first tile by the k-th smallest minimum of its column sets
+# (lane w of 8 vectors): row counts around the group, column counts around the lanes, sets and tile.
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("n", [1, 3, 4, 5, 9])
 @pytest.mark.parametrize("q", [7, 8, 15, 16, 17, 2047, 2048, 2049, 2065])
@@ -101,12 +102,25 @@ def test_knn_direct_mode_row_groups_and_padded_tiles(dtype, n, q):
     if n > 1:
         x[bad, 1] = float("inf")  # a non-finite query inside a row group: NaN for it, its group unharmed
     finite = torch.arange(n) != bad
-    for k in sorted({1, min(4, q), q}):
+    for k in sorted({1, min(4, q), min(32, q), q}):
         dist, index = ops.knn(x, ref, k)
         expected_dist, expected_index = _oracle(x[finite], ref, k)
         assert torch.equal(index[finite], expected_index), f"k={k}"
         assert_close(dist[finite].double(), expected_dist, rtol=1e-6 if dtype == torch.float32 else 1e-14, atol=0)
         assert n == 1 or dist[bad].isnan().all()
+
+
+# Many exact ties across column sets and tiles: the set-minimum bound must keep every tied column that the
+# lowest-index rule picks.
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("k", [2, 10, 32, 300])
+def test_knn_direct_mode_ties_across_sets_and_tiles(dtype, k):
+    for spread in (3, 20):  # ~100 copies of each grid point (many at distance 0), or ~3 (ties at every distance)
+        x, ref = integer_points(9, 5000, 2, spread=spread, offset=0.0, seed=k, dtype=dtype)
+        dist, index = ops.knn(x, ref, k)
+        expected_dist, expected_index = ops.knn_reference(x.double(), ref.double(), k)
+        assert torch.equal(index, expected_index), f"spread {spread}"
+        assert_close(dist.double(), expected_dist, rtol=1e-7 if dtype == torch.float32 else 4e-16, atol=0)
 
 
 # Integer coordinates make squared distances exact in float64 and ties common, so the lowest-index rule
