@@ -28,6 +28,7 @@ class RunningTopK {
   RunningTopK(double* values, int64_t* indices, int64_t k) : values_(values), indices_(indices), k_(k) {}
 
   bool full() const { return count_ == k_; }
+  int64_t k() const { return k_; }
   double worst() const { return values_[count_ - 1]; }  // the k-th smallest so far; call when full()
   int64_t count() const { return count_; }
 
@@ -60,30 +61,28 @@ double full_limit(const RunningTopK& top, double abs_bound, double rel_bound, bo
   return direct ? worst * (1 + 2 * rel_bound) : worst + abs_bound;
 }
 
-// Upper limit on the candidate values of one row's tile that can still hold one of its k nearest.
+// gemm mode: upper limit on the candidate values of one row's tile that can still hold one of its k nearest.
 //  - The running top-k is full: full_limit.
 //  - Not yet: the tile's k smallest candidates have exact <= t_k + bound (t_k: the tile's k-th smallest
 //    candidate), so no column with exact above that is among the k nearest, and candidate <= t_k + 2 bound.
-// tile_min: the tile's smallest candidate where the caller already has it (direct mode computes it with the
-// values), else NaN.
 template <typename scalar_t>
 double candidate_limit(const RunningTopK& top, const scalar_t* values, int64_t count, int64_t k, double abs_bound,
-                       double rel_bound, bool direct, scalar_t tile_min, std::vector<scalar_t>& scratch) {
+                       std::vector<scalar_t>& scratch) {
   if (top.full()) {
-    return full_limit(top, abs_bound, rel_bound, direct);
+    return full_limit(top, abs_bound, 0.0, /*direct=*/false);
   }
   if (count <= k) {
     return std::numeric_limits<double>::infinity();  // every column of the tile is a candidate
   }
   double t_k;
   if (k == 1) {
-    t_k = static_cast<double>(std::isnan(tile_min) ? cpu::min_value(values, count) : tile_min);
+    t_k = static_cast<double>(cpu::min_value(values, count));
   } else {
     scratch.assign(values, values + count);
     std::nth_element(scratch.begin(), scratch.begin() + (k - 1), scratch.end());
     t_k = static_cast<double>(scratch[k - 1]);
   }
-  return direct ? t_k * (1 + 4 * rel_bound) : t_k + 2 * abs_bound;
+  return t_k + 2 * abs_bound;
 }
 
 // A limit in double rounded up to the input precision, so that comparing in it never drops a candidate.
@@ -104,6 +103,9 @@ double direct_tile_limit(const scalar_t* set_mins, int64_t sets, int64_t k, doub
   if (sets < k) {
     return std::numeric_limits<double>::infinity();
   }
+  if (k == 1) {
+    return static_cast<double>(cpu::min_value(set_mins, sets)) * (1 + 4 * rel_bound);
+  }
   scalar_t t0 = 0;
   for (int64_t g = 0; g < k; ++g) {
     const int64_t s0 = g * sets / k, s1 = (g + 1) * sets / k;
@@ -119,19 +121,23 @@ double direct_tile_limit(const scalar_t* set_mins, int64_t sets, int64_t k, doub
   return static_cast<double>(scratch[k - 1]) * (1 + 4 * rel_bound);
 }
 
-// Direct mode with k > 1: an exact recompute costs O(dim <= 16), less than selecting the tile's k-th
-// candidate (nth_element over 2048 values was most of knn's time at D = 2). The row scans its tile block
-// by block against the tile's own limit (direct_tile_limit) until its top-k is full, then against the
-// limit of its k nearest so far, which only tightens.
+// Direct mode: an exact recompute costs O(dim <= 16), less than selecting the tile's k-th candidate
+// (nth_element over 2048 values was most of knn's time at D = 2). The row scans its tile run by run
+// (kDirectSetVectors vectors, skipped whole when its set minima say so) against the tile's own limit
+// (direct_tile_limit) and, once its top-k is full, the limit of its k nearest so far, which only tightens.
 template <typename scalar_t, typename Tiler>
-void offer_below_limits(RunningTopK& top, const scalar_t* values, int64_t count, int64_t c0, const Tiler& tiler,
-                        int64_t i, double tile_limit, std::vector<int64_t>& candidates) {
-  for (int64_t j0 = 0; j0 < count; j0 += cpu::kScanBlock) {
-    const int64_t n = std::min(cpu::kScanBlock, count - j0);
+void offer_below_limits(RunningTopK& top, const scalar_t* values, const scalar_t* set_mins, int64_t count,
+                        int64_t c0, const Tiler& tiler, int64_t i, double tile_limit,
+                        std::vector<int64_t>& candidates) {
+  constexpr int64_t lanes = cpu::direct_lanes<scalar_t>();
+  // k = 1 has nothing to tighten within a tile worth a call per run: one call for the whole row.
+  const int64_t run = top.k() == 1 ? count : cpu::kDirectSetVectors * lanes;
+  for (int64_t j0 = 0, s0 = 0; j0 < count; j0 += run, s0 += lanes) {  // lanes sets per run
     const double limit =
         top.full() ? std::min(tile_limit, full_limit(top, 0.0, tiler.relative_error_bound(), /*direct=*/true))
                    : tile_limit;
-    cpu::collect_at_most(values + j0, n, rounded_up<scalar_t>(limit), candidates);
+    cpu::collect_at_most_in_runs(values + j0, std::min(run, count - j0), set_mins + s0, rounded_up<scalar_t>(limit),
+                                 candidates);
     for (const int64_t j : candidates) {
       top.offer(tiler.exact(i, j0 + j), c0 + j0 + j);
     }
@@ -158,8 +164,8 @@ void knn_cpu_kernel(const scalar_t* x,    // (N, D)
     // minima of their column sets.
     const int64_t padded_tile = col_tile + cpu::direct_lanes<scalar_t>();
     std::vector<scalar_t> direct_values(tiler.direct() ? cpu::kDirectRowGroup * padded_tile : 0);
-    std::vector<scalar_t> set_mins(
-        tiler.direct() ? cpu::kDirectRowGroup * cpu::direct_set_count<scalar_t>(padded_tile, /*per_set=*/true) : 0);
+    std::vector<scalar_t> set_mins(tiler.direct() ? cpu::kDirectRowGroup * cpu::direct_set_count<scalar_t>(padded_tile)
+                                                  : 0);
     std::vector<scalar_t> scratch;
     std::vector<int64_t> candidates;
     std::vector<double> best(block * k);
@@ -175,38 +181,19 @@ void knn_cpu_kernel(const scalar_t* x,    // (N, D)
       for (int64_t c0 = 0; c0 < Q; c0 += col_tile) {
         const int64_t c1 = std::min(Q, c0 + col_tile), nc = c1 - c0;
         tiler.set_cols(c0, c1);
-        int64_t recomputed = 0;
-        // Row i's candidates vi (nc values; tile_min their minimum where known, else NaN) into its top-k.
-        auto offer_row = [&](int64_t i, const scalar_t* vi, scalar_t tile_min) {
-          const double limit = candidate_limit(tops[i], vi, nc, k, tiler.error_bound(i), tiler.relative_error_bound(),
-                                               tiler.direct(), tile_min, scratch);
-          cpu::collect_at_most(vi, nc, rounded_up<scalar_t>(limit), candidates);
-          for (const int64_t j : candidates) {
-            tops[i].offer(tiler.exact(i, j), c0 + j);
-          }
-          recomputed += static_cast<int64_t>(candidates.size());
-        };
         if (tiler.direct()) {
-          const int64_t stride = tiler.col_stride(), sets = tiler.set_count(/*per_set=*/k > 1);
+          const int64_t stride = tiler.col_stride(), sets = tiler.set_count();
           for (int64_t g0 = 0; g0 < r1 - r0; g0 += cpu::kDirectRowGroup) {
             const int64_t g1 = std::min(r1 - r0, g0 + cpu::kDirectRowGroup);
-            if (k == 1) {
-              tiler.template approx_rows<false>(g0, g1, direct_values.data(), set_mins.data());
-            } else {
-              tiler.template approx_rows<true>(g0, g1, direct_values.data(), set_mins.data());
-            }
+            tiler.approx_rows(g0, g1, direct_values.data(), set_mins.data());
             for (int64_t i = g0; i < g1; ++i) {
               const scalar_t* vi = direct_values.data() + (i - g0) * stride;
               const scalar_t* mins_i = set_mins.data() + (i - g0) * sets;
-              if (k == 1) {
-                offer_row(i, vi, cpu::min_value(mins_i, sets));
-              } else {
-                // Once the top-k is full, its own limit needs no selection (and is usually the tighter).
-                const double tile_limit = tops[i].full()
-                                              ? std::numeric_limits<double>::infinity()
-                                              : direct_tile_limit(mins_i, sets, k, tiler.relative_error_bound(), scratch);
-                offer_below_limits(tops[i], vi, nc, c0, tiler, i, tile_limit, candidates);
-              }
+              // Once a top-k (k > 1) is full, its own limit needs no selection (and is usually the tighter).
+              const double tile_limit = tops[i].full() && k > 1
+                                            ? std::numeric_limits<double>::infinity()
+                                            : direct_tile_limit(mins_i, sets, k, tiler.relative_error_bound(), scratch);
+              offer_below_limits(tops[i], vi, mins_i, nc, c0, tiler, i, tile_limit, candidates);
             }
           }
         } else {
@@ -215,12 +202,19 @@ void knn_cpu_kernel(const scalar_t* x,    // (N, D)
             values = at::empty({r1 - r0, nc}, at::CPU(dtype));
           }
           tiler.approx(values);
+          int64_t recomputed = 0;
           for (int64_t i = 0; i < r1 - r0; ++i) {
-            offer_row(i, values.data_ptr<scalar_t>() + i * nc, std::numeric_limits<scalar_t>::quiet_NaN());
+            const scalar_t* vi = values.data_ptr<scalar_t>() + i * nc;
+            const double limit = candidate_limit(tops[i], vi, nc, k, tiler.error_bound(i), scratch);
+            cpu::collect_at_most(vi, nc, rounded_up<scalar_t>(limit), candidates);
+            for (const int64_t j : candidates) {
+              tops[i].offer(tiler.exact(i, j), c0 + j);
+            }
+            recomputed += static_cast<int64_t>(candidates.size());
           }
-        }
-        if (c0 > 0) {  // a block's first tile recomputes more (its rows hold no k nearest yet): not counted
-          tiler.count_recomputed(recomputed, (r1 - r0) * nc);
+          if (c0 > 0) {  // a block's first tile recomputes more (its rows hold no k nearest yet): not counted
+            tiler.count_recomputed(recomputed, (r1 - r0) * nc);
+          }
         }
       }
       for (int64_t i = 0; i < r1 - r0; ++i) {

@@ -209,10 +209,10 @@ constexpr int64_t kDirectVectorBytes = 64;
 // Rows that direct_sqdist_rows computes together: each column vector loaded serves them all, and their
 // sums stay in registers across the features (one store per value instead of one per feature).
 constexpr int64_t kDirectRowGroup = 4;
-// direct_sqdist_rows with PerSet also reports, per row, the minimum of each of disjoint sets of columns:
-// lane w of each run of this many vectors (a by-product of its running minimum). Their k-th smallest
-// bounds the tile's k-th smallest value from above, which lets knn skip columns that cannot be among the
-// k nearest. Without PerSet there is one set per lane over the whole row (all k = 1 needs).
+// direct_sqdist_rows also reports, per row, the minimum of each of disjoint sets of columns: lane w of
+// each run of this many vectors (a by-product of its running minimum). A run whose set minima are all
+// above a limit holds no value below it (collect_at_most_in_runs skips it), and their k-th smallest
+// bounds the tile's k-th smallest value from above.
 constexpr int64_t kDirectSetVectors = 8;
 
 template <typename scalar_t>
@@ -222,10 +222,7 @@ constexpr int64_t direct_lanes() {
 
 // The number of column sets of direct_sqdist_rows for a padded stride.
 template <typename scalar_t>
-constexpr int64_t direct_set_count(int64_t stride, bool per_set) {
-  if (!per_set) {
-    return direct_lanes<scalar_t>();
-  }
+constexpr int64_t direct_set_count(int64_t stride) {
   const int64_t vectors = stride / direct_lanes<scalar_t>();
   return (vectors + kDirectSetVectors - 1) / kDirectSetVectors * direct_lanes<scalar_t>();
 }
@@ -233,16 +230,16 @@ constexpr int64_t direct_set_count(int64_t stride, bool per_set) {
 // direct_sqdist_row for Rows rows at once (rows: (Rows, dim) contiguous) over a transposed tile padded as
 // kDirectVectorBytes says: out[r * stride + j] for j < stride (the padding's values are +inf or NaN and
 // never read), and set_mins[r * sets + s] the minimum of column set s (kDirectSetVectors; sets =
-// direct_set_count(stride, PerSet)), which the padding does not lower. The same sums in the same order as
+// direct_set_count(stride)), which the padding does not lower. The same sums in the same order as
 // direct_sqdist_row.
-template <typename scalar_t, int64_t Rows, bool PerSet>
+template <typename scalar_t, int64_t Rows>
 OMASGAN_HOT_LOOP void direct_sqdist_rows(const scalar_t* __restrict__ rows, const scalar_t* __restrict__ columns,
                                          int64_t dim, int64_t stride, scalar_t* __restrict__ out,
                                          scalar_t* __restrict__ set_mins) {
   constexpr int64_t lanes = direct_lanes<scalar_t>();
   typedef scalar_t vec __attribute__((vector_size(kDirectVectorBytes)));
   const vec infinity = vec{} + std::numeric_limits<scalar_t>::infinity();
-  const int64_t sets = direct_set_count<scalar_t>(stride, PerSet);
+  const int64_t sets = direct_set_count<scalar_t>(stride);
   vec best[Rows];
   for (int64_t r = 0; r < Rows; ++r) {
     best[r] = infinity;
@@ -264,8 +261,8 @@ OMASGAN_HOT_LOOP void direct_sqdist_rows(const scalar_t* __restrict__ rows, cons
       std::memcpy(out + r * stride + j0, &acc[r], sizeof(vec));
       best[r] = acc[r] < best[r] ? acc[r] : best[r];
     }
-    if ((PerSet && vector % kDirectSetVectors == kDirectSetVectors - 1) || j0 + lanes >= stride) {
-      const int64_t set0 = PerSet ? vector / kDirectSetVectors * lanes : 0;
+    if (vector % kDirectSetVectors == kDirectSetVectors - 1 || j0 + lanes >= stride) {
+      const int64_t set0 = vector / kDirectSetVectors * lanes;
       for (int64_t r = 0; r < Rows; ++r) {
         std::memcpy(set_mins + r * sets + set0, &best[r], sizeof(vec));
         best[r] = infinity;
@@ -311,6 +308,35 @@ OMASGAN_HOT_LOOP void collect_at_most(const scalar_t* __restrict__ v, int64_t co
     for (int64_t j = j0; any && j < j1; ++j) {
       if (v[j] <= limit) {
         out.push_back(j);
+      }
+    }
+  }
+}
+
+// collect_at_most over a row of direct_sqdist_rows's output v with its set minima: a run of
+// kDirectSetVectors vectors is looked at only if one of its lanes' minima is at most limit.
+template <typename scalar_t>
+OMASGAN_HOT_LOOP void collect_at_most_in_runs(const scalar_t* __restrict__ v, int64_t count,
+                                              const scalar_t* __restrict__ set_mins, scalar_t limit,
+                                              std::vector<int64_t>& out) {
+  constexpr int64_t lanes = direct_lanes<scalar_t>(), run = kDirectSetVectors * lanes;
+  out.clear();
+  for (int64_t j0 = 0, s0 = 0; j0 < count; j0 += run, s0 += lanes) {
+    int any = 0;
+#pragma omp simd reduction(| : any)
+    for (int64_t w = 0; w < lanes; ++w) {
+      any |= set_mins[s0 + w] <= limit;
+    }
+    for (int64_t j = j0, j1 = std::min(count, j0 + run); any && j < j1; j += lanes) {
+      // One compare per vector, then its set bits (there are few).
+      const int64_t n = std::min(lanes, j1 - j);
+      uint32_t below = 0;
+#pragma omp simd reduction(| : below)
+      for (int64_t w = 0; w < n; ++w) {
+        below |= static_cast<uint32_t>(v[j + w] <= limit) << w;
+      }
+      for (; below != 0; below &= below - 1) {
+        out.push_back(j + __builtin_ctz(below));
       }
     }
   }
@@ -543,24 +569,22 @@ class SqDistTiler {
 
   // Direct mode only: candidates of rows [i0, i1) (at most kDirectRowGroup) into out, row i0 + r at
   // out + r * col_stride() (col_stride() >= n_cols() values; the first n_cols() are the tile's), and the
-  // minima of their column sets into set_mins, row i0 + r at set_mins + r * set_count(PerSet).
-  template <bool PerSet>
+  // minima of their column sets into set_mins, row i0 + r at set_mins + r * set_count().
   void approx_rows(int64_t i0, int64_t i1, scalar_t* out, scalar_t* set_mins) const {
     TORCH_INTERNAL_ASSERT(direct_ && i1 - i0 <= kDirectRowGroup);
     if (i1 - i0 == kDirectRowGroup) {
-      direct_sqdist_rows<scalar_t, kDirectRowGroup, PerSet>(row(i0), col_transposed_.data(), dim_, col_stride_, out,
-                                                            set_mins);
+      direct_sqdist_rows<scalar_t, kDirectRowGroup>(row(i0), col_transposed_.data(), dim_, col_stride_, out, set_mins);
       return;
     }
     for (int64_t i = i0; i < i1; ++i) {
-      direct_sqdist_rows<scalar_t, 1, PerSet>(row(i), col_transposed_.data(), dim_, col_stride_,
-                                              out + (i - i0) * col_stride_, set_mins + (i - i0) * set_count(PerSet));
+      direct_sqdist_rows<scalar_t, 1>(row(i), col_transposed_.data(), dim_, col_stride_, out + (i - i0) * col_stride_,
+                                      set_mins + (i - i0) * set_count());
     }
   }
   // Direct mode: the row stride of approx_rows's output (n_cols() rounded up to whole vectors), and the
   // number of column sets per row (direct_set_count).
   int64_t col_stride() const { return col_stride_; }
-  int64_t set_count(bool per_set) const { return direct_set_count<scalar_t>(col_stride_, per_set); }
+  int64_t set_count() const { return direct_set_count<scalar_t>(col_stride_); }
 
   // Bound on |candidate - exact| for row i against any column of the current tile. gemm mode: absolute,
   // from the norms; direct mode: relative to the value itself (a sum of dim squares).
