@@ -132,6 +132,8 @@ def main() -> None:
     parser.add_argument("--pair-classes", default="1,9", help="classes whose G/B pairs are drawn")
     parser.add_argument("--seed", type=int, default=0, help="the run whose pairs and histogram are drawn")
     parser.add_argument("--bar-seeds", help="seeds averaged in the AUROC bars, e.g. 0,1,2 (default: --seed)")
+    parser.add_argument("--figures", default="bars,pairs,histogram",
+                        help="which to draw (pairs and histogram read --seed's cached run directories)")
     parser.add_argument("--cache", default=str(REPO_ROOT / "runs" / "boundary_features"))
     parser.add_argument("--out", help="default: benchmarks/results/boundary_features/<dataset>_loo")
     args = parser.parse_args()
@@ -139,12 +141,18 @@ def main() -> None:
     control = args.control or f"{args.variant}_generator"
     cache = Path(args.cache)
     classes = [int(c) for c in args.pair_classes.split(",")]
-    for path in (
-        auroc_bars(out, args.variant, control, [int(v) for v in (args.bar_seeds or str(args.seed)).split(",")]),
-        boundary_pairs(cache, out, args.dataset, classes, args.seed),
-        weakest_histogram(cache, out, args.dataset, args.variant, control, args.seed),
-    ):
-        print(f"wrote {path}")
+    bar_seeds = [int(v) for v in (args.bar_seeds or str(args.seed)).split(",")]
+    figures = {
+        "bars": lambda: auroc_bars(out, args.variant, control, bar_seeds),
+        "pairs": lambda: boundary_pairs(cache, out, args.dataset, classes, args.seed),
+        "histogram": lambda: weakest_histogram(cache, out, args.dataset, args.variant, control, args.seed),
+    }
+    chosen = args.figures.split(",")
+    unknown = sorted(set(chosen) - set(figures))
+    if unknown:
+        parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(figures)}")
+    for name in chosen:
+        print(f"wrote {figures[name]()}")
 
 
 if __name__ == "__main__":
