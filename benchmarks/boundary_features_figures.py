@@ -42,9 +42,12 @@ def _feature_baselines(out: Path, split: str, seed: int) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def auroc_bars(out: Path, variant: str, control: str, seeds: list[int]) -> Path:
-    """Test AUROC per class: the variant, its control and the recorded baselines, side by side; with
-    several seeds, each bar is the mean over them and its whisker the SD (classes every seed ran)."""
+def auroc_bars(
+    out: Path, variant: str, control: str, seeds: list[int], score: str = "detector", compare: tuple[str, ...] = ()
+) -> Path:
+    """Test AUROC per class: the variant's and its control's ``score``, the ``compare`` variants' J and the
+    recorded baselines, side by side; with several seeds, each bar is the mean over them and its whisker the
+    SD (classes every seed ran)."""
     records = _records(out)
     splits = sorted(
         set.intersection(*({s for (s, r, v) in records if r == seed and v == variant} for seed in seeds)),
@@ -54,13 +57,13 @@ def auroc_bars(out: Path, variant: str, control: str, seeds: list[int]) -> Path:
     def auroc(split: str, seed: int, name: str) -> float:
         record = records.get((split, seed, name))
         if record is not None:
-            return record["scores"]["detector"]["auroc"]
-        # (_baselines merges seed 0's feature baselines into the pixel ones: read each seed's own.)
+            return record["scores"][score if name in (variant, control) else "detector"]["auroc"]
+        # (_baselines merges the feature baselines' mean over seeds into the pixel ones: read each seed's own.)
         found = (_feature_baselines(out, split, seed) if name in FEATURE_BASELINES else pixel.get(split, {})).get(name)
         return found["auroc"] if found else np.nan
 
     pixel, _ = _baselines(out)
-    names = [variant, control, *PIXEL_BASELINES, *FEATURE_BASELINES]
+    names = [variant, control, *compare, *PIXEL_BASELINES, *FEATURE_BASELINES]
     # (name, class, seed) -> AUROC; a baseline is drawn where every class and seed has it.
     values = {name: np.array([[auroc(s, seed, name) for seed in seeds] for s in splits]) for name in names}
     rows = {name: v for name, v in values.items() if name in (variant, control) or not np.isnan(v).any()}
@@ -70,7 +73,8 @@ def auroc_bars(out: Path, variant: str, control: str, seeds: list[int]) -> Path:
     width = 0.8 / len(rows)
     for i, (name, v) in enumerate(rows.items()):
         offset = (i - (len(rows) - 1) / 2) * width
-        label = BASELINE_LABELS.get(name, name)
+        scored = name in (variant, control) and score != "detector"
+        label = BASELINE_LABELS.get(name, f"{name} · {score}" if scored else name)
         spread = v.std(1) if len(seeds) > 1 else None
         ax.bar(positions + offset, np.nanmean(v, 1), width, yerr=spread, error_kw=dict(lw=0.6, capsize=1),
                label=f"{label} ({np.nanmean(v):.3f})")
@@ -82,7 +86,8 @@ def auroc_bars(out: Path, variant: str, control: str, seeds: list[int]) -> Path:
     # Beside the axes, not over them: the legend used to hide the last class's bars.
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    path = out / f"auroc_bars_{variant}_{_seeds_label(seeds)}.png"
+    scored = variant if score == "detector" else f"{variant}_{score}"
+    path = out / f"auroc_bars_{scored}_{_seeds_label(seeds)}.png"
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -132,6 +137,8 @@ def main() -> None:
     parser.add_argument("--pair-classes", default="1,9", help="classes whose G/B pairs are drawn")
     parser.add_argument("--seed", type=int, default=0, help="the run whose pairs and histogram are drawn")
     parser.add_argument("--bar-seeds", help="seeds averaged in the AUROC bars, e.g. 0,1,2 (default: --seed)")
+    parser.add_argument("--score", default="detector", help="the variant's score in the bars, e.g. pixels_fused")
+    parser.add_argument("--compare", default="", help="more variants whose J the bars show, e.g. neighbours")
     parser.add_argument("--figures", default="bars,pairs,histogram",
                         help="which to draw (pairs and histogram read --seed's cached run directories)")
     parser.add_argument("--cache", default=str(REPO_ROOT / "runs" / "boundary_features"))
@@ -143,7 +150,9 @@ def main() -> None:
     classes = [int(c) for c in args.pair_classes.split(",")]
     bar_seeds = [int(v) for v in (args.bar_seeds or str(args.seed)).split(",")]
     figures = {
-        "bars": lambda: auroc_bars(out, args.variant, control, bar_seeds),
+        "bars": lambda: auroc_bars(
+            out, args.variant, control, bar_seeds, args.score, tuple(filter(None, args.compare.split(",")))
+        ),
         "pairs": lambda: boundary_pairs(cache, out, args.dataset, classes, args.seed),
         "histogram": lambda: weakest_histogram(cache, out, args.dataset, args.variant, control, args.seed),
     }
