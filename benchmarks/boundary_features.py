@@ -65,14 +65,16 @@ FUSED_WITH = {
     if name.startswith("pixels")
 }
 SCORES = ("detector", "tuned_classifier")
+# Weights of the pixel J in its fusion with the neighbour J (1: `pixels_fused`, else `pixels_fused_<w>`).
+FUSION_WEIGHTS = (1.0, 0.5, 0.25)
 PIXEL_BASELINES = ("knn5", "lof")
 FEATURE_BASELINES = ("feature_knn1", "feature_lof")  # in the base run's Task-1 critic features, per seed
 
 
 def _scores(detector, split, partner=None) -> dict[str, dict[str, np.ndarray]]:
     """{score name: {query set: values}}: J; for tuned variants the fine-tuned logit and its fusion with J;
-    with a ``partner`` detector (FUSED_WITH) J fused with the partner's J. Fusions standardise each score on
-    the validation normals."""
+    with a ``partner`` detector (FUSED_WITH) the partner's J plus each FUSION_WEIGHTS multiple of J. Fusions
+    standardise each score on the validation normals."""
     sets = split.query_sets()
     names = SCORES if hasattr(detector.models_.detector, "classifier_logit") else SCORES[:1]
     by_set = {key: detector._scores(x, names) for key, x in sets.items()}
@@ -85,7 +87,10 @@ def _scores(detector, split, partner=None) -> dict[str, dict[str, np.ndarray]]:
             by_set[key]["partner"] = partner._scores(x, ("detector",))["detector"]
         normal = dict(by_set["validation"])
         for values in by_set.values():
-            values["pixels_fused"] = fuse_scores({k: values[k] for k in ("detector", "partner")}, normal)
+            standard = {k: fuse_scores({k: values[k]}, normal) for k in ("detector", "partner")}
+            for weight in FUSION_WEIGHTS:
+                name = "pixels_fused" if weight == 1 else f"pixels_fused_{weight:g}"
+                values[name] = standard["partner"] + weight * standard["detector"]
             del values["partner"]  # recorded under its own variant
     return {name: {key: by_set[key][name] for key in sets} for name in by_set["test"]}
 
@@ -123,6 +128,28 @@ def _variant(name: str, split, seed: int, base_dir: Path, cache: Path):
     if not (state.exists() and "detector" in json.loads(state.read_text())["completed"]):
         _reuse_tasks(base_dir, run_dir, detector)
     return detector.fit(split.train)
+
+
+def rescore(dataset: str, variants: list[str], classes: list[int], seeds: list[int], cache: Path, out: Path) -> None:
+    """Score the recorded runs again from their cached run directories (after a score is added); a run whose
+    directory is gone is left as recorded."""
+    for target in classes:
+        split = make_split(dataset, "loo", target)
+        for seed in seeds:
+            for name in variants:
+                path = out / "runs" / f"{split.name}_seed{seed}_{name}.json"
+                dirs = [cache / f"{split.name}_seed{seed}" / n for n in (name, FUSED_WITH.get(name, name))]
+                if not path.exists() or not all((d / "state.json").exists() for d in dirs):
+                    continue
+                base_dir = cache / f"{split.name}_seed{seed}" / "base"
+                detector = _variant(name, split, seed, base_dir, cache)
+                partner = _variant(FUSED_WITH[name], split, seed, base_dir, cache) if name in FUSED_WITH else None
+                record = json.loads(path.read_text())
+                scores = _scores(detector, split, partner)
+                record["scores"] = {score: score_metrics(values, split) for score, values in scores.items()}
+                atomic_write_text(path, json.dumps(record, indent=1))
+                print(f"{split.name} seed {seed} {name} rescored: {val_test(record['scores'])}", flush=True)
+    (out / "results.md").write_text(table(out))
 
 
 def run(dataset: str, variants: list[str], classes: list[int], seeds: list[int], cache: Path, out: Path) -> None:
@@ -285,6 +312,9 @@ def main() -> None:
     parser.add_argument("--out", help="default: benchmarks/results/boundary_features/<dataset>_loo")
     parser.add_argument("--table-only", action="store_true", help="rewrite results.md from the recorded runs")
     parser.add_argument(
+        "--rescore", action="store_true", help="score the recorded runs of --variants again from the cache"
+    )
+    parser.add_argument(
         "--pixel-baselines-only", action="store_true", help="add missing pixel baselines of --classes; train nothing"
     )
     args = parser.parse_args()
@@ -295,6 +325,9 @@ def main() -> None:
             split = make_split(args.dataset, "loo", target)
             _pixel_baselines(split, out / "runs" / f"{split.name}_baselines.json")
             print(f"{split.name}: pixel baselines recorded", flush=True)
+    elif args.rescore:
+        rescore(args.dataset, args.variants.split(","), _parse_classes(args.classes),
+                [int(s) for s in args.seeds.split(",")], Path(args.cache), out)
     elif not args.table_only:
         run(args.dataset, args.variants.split(","), _parse_classes(args.classes),
             [int(s) for s in args.seeds.split(",")], Path(args.cache), out)
