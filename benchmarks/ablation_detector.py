@@ -102,9 +102,9 @@ def _baselines(split, path: Path) -> None:
         atomic_write_text(path, json.dumps(baseline_metrics(split, names=["knn5"]), indent=1))
 
 
-def _completed(run_dir: Path) -> bool:
+def _completed(run_dir: Path, tasks=REUSED_TASKS) -> bool:
     state = run_dir / "state.json"
-    return state.exists() and set(REUSED_TASKS) <= set(json.loads(state.read_text())["completed"])
+    return state.exists() and set(tasks) <= set(json.loads(state.read_text())["completed"])
 
 
 def run(base: str, variants: list[str], classes: list[int], seeds: list[int], cache: Path, out: Path) -> None:

@@ -71,10 +71,15 @@ PIXEL_BASELINES = ("knn5", "lof")
 FEATURE_BASELINES = ("feature_knn1", "feature_lof")  # in the base run's Task-1 critic features, per seed
 
 
+def _partner_scores(partner, split) -> dict[str, np.ndarray]:
+    """{query set: the fusion partner's J} (FUSED_WITH)."""
+    return {key: partner._scores(x, ("detector",))["detector"] for key, x in split.query_sets().items()}
+
+
 def _scores(detector, split, partner=None) -> dict[str, dict[str, np.ndarray]]:
     """{score name: {query set: values}}: J; for tuned variants the fine-tuned logit and its fusion with J;
-    with a ``partner`` detector (FUSED_WITH) the partner's J plus each FUSION_WEIGHTS multiple of J. Fusions
-    standardise each score on the validation normals."""
+    with ``partner`` (a fusion partner's J, from _partner_scores) the partner's J plus each FUSION_WEIGHTS
+    multiple of J. Fusions standardise each score on the validation normals."""
     sets = split.query_sets()
     names = SCORES if hasattr(detector.models_.detector, "classifier_logit") else SCORES[:1]
     by_set = {key: detector._scores(x, names) for key, x in sets.items()}
@@ -83,15 +88,13 @@ def _scores(detector, split, partner=None) -> dict[str, dict[str, np.ndarray]]:
         for values in by_set.values():
             values["tuned_fused"] = fuse_scores({k: values[k] for k in names}, normal)
     if partner is not None:
-        for key, x in sets.items():
-            by_set[key]["partner"] = partner._scores(x, ("detector",))["detector"]
-        normal = dict(by_set["validation"])
-        for values in by_set.values():
-            standard = {k: fuse_scores({k: values[k]}, normal) for k in ("detector", "partner")}
+        normal = {"detector": by_set["validation"]["detector"], "partner": partner["validation"]}
+        for key, values in by_set.items():
+            standard = fuse_scores({"detector": values["detector"]}, normal)
+            standard_partner = fuse_scores({"partner": partner[key]}, normal)
             for weight in FUSION_WEIGHTS:
                 name = "pixels_fused" if weight == 1 else f"pixels_fused_{weight:g}"
-                values[name] = standard["partner"] + weight * standard["detector"]
-            del values["partner"]  # recorded under its own variant
+                values[name] = standard_partner + weight * standard
     return {name: {key: by_set[key][name] for key in sets} for name in by_set["test"]}
 
 
@@ -124,10 +127,19 @@ def _variant(name: str, split, seed: int, base_dir: Path, cache: Path):
     its run directory holds a finished J (a fusion partner is often already trained)."""
     run_dir = cache / f"{split.name}_seed{seed}" / name
     detector = _detector({**BASE, **VARIANTS[name]}, seed, run_dir)
-    state = run_dir / "state.json"
-    if not (state.exists() and "detector" in json.loads(state.read_text())["completed"]):
+    if not _completed(run_dir, ("detector",)):
         _reuse_tasks(base_dir, run_dir, detector)
     return detector.fit(split.train)
+
+
+def _score_metrics(name: str, detector, split, seed: int, base_dir: Path, cache: Path, partners: dict) -> dict:
+    """{score: metrics} of variant ``name``'s fitted ``detector``; a fusion partner's J is scored once per
+    class and seed (``partners`` keeps it)."""
+    partner = FUSED_WITH.get(name)
+    if partner is not None and partner not in partners:
+        partners[partner] = _partner_scores(_variant(partner, split, seed, base_dir, cache), split)
+    scores = _scores(detector, split, partners.get(partner))
+    return {score: score_metrics(values, split) for score, values in scores.items()}
 
 
 def rescore(dataset: str, variants: list[str], classes: list[int], seeds: list[int], cache: Path, out: Path) -> None:
@@ -136,17 +148,16 @@ def rescore(dataset: str, variants: list[str], classes: list[int], seeds: list[i
     for target in classes:
         split = make_split(dataset, "loo", target)
         for seed in seeds:
+            partners: dict[str, dict] = {}
             for name in variants:
                 path = out / "runs" / f"{split.name}_seed{seed}_{name}.json"
                 dirs = [cache / f"{split.name}_seed{seed}" / n for n in (name, FUSED_WITH.get(name, name))]
-                if not path.exists() or not all((d / "state.json").exists() for d in dirs):
-                    continue
+                if not path.exists() or not all(_completed(d, ("detector",)) for d in dirs):
+                    continue  # rescoring never trains
                 base_dir = cache / f"{split.name}_seed{seed}" / "base"
                 detector = _variant(name, split, seed, base_dir, cache)
-                partner = _variant(FUSED_WITH[name], split, seed, base_dir, cache) if name in FUSED_WITH else None
                 record = json.loads(path.read_text())
-                scores = _scores(detector, split, partner)
-                record["scores"] = {score: score_metrics(values, split) for score, values in scores.items()}
+                record["scores"] = _score_metrics(name, detector, split, seed, base_dir, cache, partners)
                 atomic_write_text(path, json.dumps(record, indent=1))
                 print(f"{split.name} seed {seed} {name} rescored: {val_test(record['scores'])}", flush=True)
     (out / "results.md").write_text(table(out))
@@ -167,6 +178,7 @@ def run(dataset: str, variants: list[str], classes: list[int], seeds: list[int],
                 models = _detector(BASE, seed, base_dir).fit(split.train).models_
                 path.parent.mkdir(exist_ok=True)
                 atomic_write_text(path, json.dumps(feature_baseline_metrics(models, split), indent=1))
+            partners: dict[str, dict] = {}
             for name in variants:
                 path = out / "runs" / f"{split.name}_seed{seed}_{name}.json"
                 if path.exists():
@@ -174,7 +186,6 @@ def run(dataset: str, variants: list[str], classes: list[int], seeds: list[int],
                 start = time.perf_counter()
                 detector = _variant(name, split, seed, base_dir, cache)
                 minutes = (time.perf_counter() - start) / 60
-                partner = _variant(FUSED_WITH[name], split, seed, base_dir, cache) if name in FUSED_WITH else None
                 result = {
                     "split": split.name,
                     "seed": seed,
@@ -182,10 +193,7 @@ def run(dataset: str, variants: list[str], classes: list[int], seeds: list[int],
                     "overrides": VARIANTS[name],
                     "minutes_detector": minutes,
                     "minutes_base": json.loads((base_dir / "minutes.json").read_text()),
-                    "scores": {
-                        score: score_metrics(values, split)
-                        for score, values in _scores(detector, split, partner).items()
-                    },
+                    "scores": _score_metrics(name, detector, split, seed, base_dir, cache, partners),
                 }
                 atomic_write_text(path, json.dumps(result, indent=1))
                 print(f"{split.name} seed {seed} {name}: {val_test(result['scores'])}", flush=True)
