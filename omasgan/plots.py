@@ -11,7 +11,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["boundary_figure", "model_samples", "sample_grid", "score_histograms", "table_boundary_figure"]
+__all__ = [
+    "boundary_figure",
+    "group_histograms",
+    "model_samples",
+    "sample_grid",
+    "score_histograms",
+    "table_boundary_figure",
+]
 
 
 def _shown(score: np.ndarray) -> np.ndarray:
@@ -53,13 +60,30 @@ def score_histograms(
 ) -> Path:
     """One panel per score: the densities of its values on normal (label 0) and anomalous (label 1)
     samples; ``clip`` > 0 drops that percentile at each end from the bin range. Writes a PNG."""
+    panels = {name: {"normal": values[labels == 0], "anomaly": values[labels == 1]} for name, values in scores.items()}
+    return group_histograms(panels, path, bins=bins, clip=clip)
+
+
+def group_histograms(
+    panels: dict[str, dict[str, np.ndarray]],
+    path: str | Path,
+    bins: int = 50,
+    clip: float = 0.0,
+    xlabel: str | None = None,
+) -> Path:
+    """One panel per entry of ``panels``, overlaying the density of each of its groups ({label: values});
+    ``clip`` > 0 drops that percentile at each end of the panel's pooled values from the bin range. Writes a
+    PNG."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(scores), figsize=(4 * len(scores), 3), squeeze=False)
-    for ax, (name, values) in zip(axes[0], scores.items(), strict=True):
-        edges = np.linspace(*np.percentile(values, [clip, 100 - clip]), bins + 1)
-        ax.hist(values[labels == 0], edges, alpha=0.6, density=True, label="normal")
-        ax.hist(values[labels == 1], edges, alpha=0.6, density=True, label="anomaly")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3), squeeze=False)
+    for ax, (name, groups) in zip(axes[0], panels.items(), strict=True):
+        pooled = np.concatenate(list(groups.values()))
+        edges = np.linspace(*np.percentile(pooled, [clip, 100 - clip]), bins + 1)
+        for label, values in groups.items():
+            ax.hist(values, edges, alpha=0.5, density=True, label=label)
         ax.set_title(name, fontsize=9)
+        if xlabel:
+            ax.set_xlabel(xlabel, fontsize=8)
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     path = Path(path)

@@ -101,3 +101,19 @@ def test_ood_targets_of_one_dataset_share_one_fit_and_loo_classes_do_not(tmp_pat
     assert fit_dir("ood", "kmnist", overrides={"task1.steps": 5}) != shared
     assert fit_dir("ood", "kmnist", preset="paper") != shared
     assert fit_dir("loo", 0) != fit_dir("loo", 1)
+
+
+def test_group_histograms_draws_one_panel_per_entry_whatever_the_group_sizes(tmp_path):
+    import matplotlib.image
+
+    from omasgan.plots import group_histograms
+
+    rng = np.random.default_rng(0)
+    panels = {
+        f"class {c}": {"normal": rng.normal(0, 1, 500), "anomaly": rng.normal(2, 1, 37), "B": rng.normal(4, 1, 5)}
+        for c in (1, 9)
+    }
+    one = matplotlib.image.imread(group_histograms({"class 1": panels["class 1"]}, tmp_path / "one.png"))
+    two = matplotlib.image.imread(group_histograms(panels, tmp_path / "two.png", clip=0.5, xlabel="distance"))
+    assert two.shape[1] == 2 * one.shape[1]  # 4 inches of width per panel
+    assert two.shape[0] == one.shape[0]
