@@ -31,7 +31,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BASE = {"detector.steps": 1}  # the quick preset's Tasks 1-3; J is trained by each variant
 TUNED = {"detector.input_space": "tuned_features", "detector.steps": 1500, "detector.tuning_steps": 1000}
 PIXELS = {**PAPER_J, "detector.augment": "strokes"}
-NEAR = {"task2.target_ratio": 1.0}  # B's mean nearness G's own (the preset: 1.5x)
+# B placed nearer the data. NEAR: B's mean nearness to G's samples equal to G's own (the preset: 1.5x).
+# AT_DATA: nearness measured to the training images instead, at G's own nearness to them.
+NEAR = {"task2.target_ratio": 1.0}
+AT_DATA = {"task2.reference": "data", "task2.target_ratio": 1.0}
 VARIANTS: dict[str, dict] = {
     # The quick preset's J: a neighbour head on the frozen Task-1 critic's features (B reaches its metric only).
     "neighbours": {},
@@ -58,16 +61,20 @@ VARIANTS: dict[str, dict] = {
     "pixels_long_generator": {**PIXELS, "detector.steps": 2000, "detector.negatives": "generator"},
     "pixels_norm": {**PIXELS, "detector.input_norm": "per_sample"},
     "pixels_norm_generator": {**PIXELS, "detector.input_norm": "per_sample", "detector.negatives": "generator"},
-    # B placed nearer the data (NEAR: Tasks 2-3 retrained on the base's Task 1), with the default J and the
+    # B placed nearer the data (Tasks 2-3 retrained on the base's Task 1: BASES), with the default J and the
     # chosen pixel J. B of the quick preset lies beyond ~99% of the normals in D's features, farther out than
     # the unseen classes (benchmarks/boundary_proximity); these ask whether a B at their distance does more.
     "near_neighbours": NEAR,
     "near_neighbours_generator": {**NEAR, "detector.negatives": "generator"},
     "near_pixels_long": {**NEAR, **PIXELS, "detector.steps": 2000},
     "near_pixels_long_generator": {**NEAR, **PIXELS, "detector.steps": 2000, "detector.negatives": "generator"},
+    "at_data_neighbours": AT_DATA,
+    "at_data_neighbours_generator": {**AT_DATA, "detector.negatives": "generator"},
+    "at_data_pixels_long": {**AT_DATA, **PIXELS, "detector.steps": 2000},
+    "at_data_pixels_long_generator": {**AT_DATA, **PIXELS, "detector.steps": 2000, "detector.negatives": "generator"},
 }
 # Tasks 2-3 of each base (trained once per class and seed; "base" trains Task 1 too, the others reuse it).
-BASES: dict[str, dict] = {"base": {}, "near": NEAR}
+BASES: dict[str, dict] = {"base": {}, "near": NEAR, "at_data": AT_DATA}
 # Each pixel J is fused with the neighbour head's J trained against the same negatives, on the same base.
 CONTROLS = ("_generator", "_none")
 FUSED_WITH = {
