@@ -13,7 +13,6 @@ Selection by validation AUROC only; the test split reports. From the repository 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from benchmarks.ablation_boundary import _fmt, _parse_classes
 from benchmarks.ablation_detector import _detector, _reuse_tasks
-from benchmarks.boundary_features import BASE, REPO_ROOT, base_run, val_test
+from benchmarks.boundary_features import BASE, REPO_ROOT, base_run, image_loo_parser, val_test
 from omasgan.checkpoint import atomic_write_text
 from omasgan.data.protocols import make_split
 from omasgan.evaluation.runner import feature_baseline_metrics
@@ -104,14 +103,7 @@ def table(out: Path) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
-    parser.add_argument("--classes", default="1,9")
-    parser.add_argument("--seeds", default="0")
-    parser.add_argument("--cache", default=str(REPO_ROOT / "runs" / "boundary_features"))
-    parser.add_argument("--out", help="default: benchmarks/results/boundary_critic_c/<dataset>_loo")
-    parser.add_argument("--table-only", action="store_true", help="rewrite results.md from the recorded runs")
-    args = parser.parse_args()
+    args = image_loo_parser(__doc__, "boundary_critic_c", classes="1,9").parse_args()
     out = Path(args.out or REPO_ROOT / "benchmarks" / "results" / "boundary_critic_c" / f"{args.dataset}_loo")
     if not args.table_only:
         run(args.dataset, _parse_classes(args.classes), [int(s) for s in args.seeds.split(",")], Path(args.cache), out)

@@ -15,7 +15,6 @@ skipped. From the repository root::
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from sklearn.metrics import roc_auc_score
 
 from benchmarks.ablation_boundary import _fmt, _parse_classes
 from benchmarks.ablation_detector import _completed
-from benchmarks.boundary_features import BASES, REPO_ROOT
+from benchmarks.boundary_features import BASES, REPO_ROOT, image_loo_parser
 from omasgan import ops
 from omasgan.checkpoint import atomic_write_text
 from omasgan.data.protocols import make_split
@@ -152,15 +151,9 @@ def table(out: Path) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
-    parser.add_argument("--classes", default="0-9")
-    parser.add_argument("--seeds", default="2")
+    parser = image_loo_parser(__doc__, "boundary_proximity", seeds="2")  # --out: <dataset>_loo[_<base>]
     parser.add_argument("--figure-classes", default="", help="classes whose distance histograms are drawn")
     parser.add_argument("--base", default="base", choices=list(BASES), help="whose Tasks 1-3 (boundary_features)")
-    parser.add_argument("--cache", default=str(REPO_ROOT / "runs" / "boundary_features"))
-    parser.add_argument("--out", help="default: benchmarks/results/boundary_proximity/<dataset>_loo[_<base>]")
-    parser.add_argument("--table-only", action="store_true", help="rewrite results.md from the recorded runs")
     args = parser.parse_args()
     folder = f"{args.dataset}_loo" + ("" if args.base == "base" else f"_{args.base}")
     out = Path(args.out or REPO_ROOT / "benchmarks" / "results" / "boundary_proximity" / folder)
