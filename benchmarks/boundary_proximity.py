@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
 from benchmarks.ablation_boundary import _fmt, _parse_classes
 from benchmarks.ablation_detector import _completed
@@ -28,6 +27,7 @@ from benchmarks.boundary_features import BASES, REPO_ROOT, image_loo_parser
 from omasgan import ops
 from omasgan.checkpoint import atomic_write_text
 from omasgan.data.protocols import make_split
+from omasgan.evaluation.runner import split_metrics
 from omasgan.models import OMASGANModels
 from omasgan.plots import group_histograms
 from omasgan.scoring import critic_features
@@ -58,8 +58,7 @@ def distances(models: OMASGANModels, split, seed: int) -> dict[str, dict[str, np
 
 def proximity_metrics(found: dict[str, dict[str, np.ndarray]], split) -> dict:
     """The record of one class and seed: medians and outside fractions of the distance to the training
-    images, and the validation and test AUROC of each proximity score."""
-    labels = split.test_labels
+    images, and split_metrics of each proximity score."""
     to_train = _to_train(found, split)
     threshold = float(np.percentile(found["validation"]["train"], OUTSIDE))
     record = {
@@ -67,14 +66,9 @@ def proximity_metrics(found: dict[str, dict[str, np.ndarray]], split) -> dict:
         "outside_normals": {k: float(np.mean(v > threshold)) for k, v in to_train.items()},
         "scores": {},
     }
-    validation_labels = np.r_[np.zeros(len(split.validation)), np.ones(len(split.validation_anomalies))]
     for name, bank, sign in (("kNN-1 in D (distance to train)", "train", 1), *(
             (f"nearness to {label}", label, -1) for label in SOURCES)):
-        validation = np.r_[found["validation"][bank], found["validation_anomalies"][bank]]
-        record["scores"][name] = {
-            "validation_auroc": float(roc_auc_score(validation_labels, sign * validation)),
-            "auroc": float(roc_auc_score(labels, sign * found["test"][bank])),
-        }
+        record["scores"][name] = split_metrics({key: sign * found[key][bank] for key in split.query_sets()}, split)
     return record
 
 
