@@ -339,15 +339,17 @@ def _per_seed_table(out: Path, rows: dict[tuple[str, str], list[dict]]) -> list[
     return lines
 
 
-def image_loo_parser(doc: str, results: str, classes: str = "0-9", seeds: str = "0") -> argparse.ArgumentParser:
+def image_loo_parser(
+    doc: str, results: str, classes: str = "0-9", seeds: str = "0", folder: str = "<dataset>_loo"
+) -> argparse.ArgumentParser:
     """The options the issue-17 benchmarks share: --dataset, --classes, --seeds, --cache (this module's run
-    directories), --out (default benchmarks/results/<results>/<dataset>_loo...), --table-only."""
+    directories), --out (default benchmarks/results/<results>/<folder>), --table-only."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
     parser.add_argument("--classes", default=classes)
     parser.add_argument("--seeds", default=seeds)
     parser.add_argument("--cache", default=str(REPO_ROOT / "runs" / "boundary_features"))
-    parser.add_argument("--out", help=f"default: benchmarks/results/{results}/<dataset>_loo")
+    parser.add_argument("--out", help=f"default: benchmarks/results/{results}/{folder}")
     parser.add_argument("--table-only", action="store_true", help="rewrite results.md from the recorded runs")
     return parser
 

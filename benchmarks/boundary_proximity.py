@@ -145,7 +145,7 @@ def table(out: Path) -> str:
 
 
 def main() -> None:
-    parser = image_loo_parser(__doc__, "boundary_proximity", seeds="2")  # --out: <dataset>_loo[_<base>]
+    parser = image_loo_parser(__doc__, "boundary_proximity", seeds="2", folder="<dataset>_loo[_<base>]")
     parser.add_argument("--figure-classes", default="", help="classes whose distance histograms are drawn")
     parser.add_argument("--base", default="base", choices=list(BASES), help="whose Tasks 1-3 (boundary_features)")
     args = parser.parse_args()
