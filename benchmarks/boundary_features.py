@@ -72,6 +72,8 @@ VARIANTS: dict[str, dict] = {
     "at_data_neighbours_generator": {**AT_DATA, "detector.negatives": "generator"},
     "at_data_pixels_long": {**AT_DATA, **PIXELS, "detector.steps": 2000},
     "at_data_pixels_long_generator": {**AT_DATA, **PIXELS, "detector.steps": 2000, "detector.negatives": "generator"},
+    "at_data_neighbours_none": {**AT_DATA, "detector.negatives": "none"},
+    "at_data_pixels_long_none": {**AT_DATA, **PIXELS, "detector.steps": 2000, "detector.negatives": "none"},
 }
 # Tasks 2-3 of each base (trained once per class and seed; "base" trains Task 1 too, the others reuse it).
 BASES: dict[str, dict] = {"base": {}, "near": NEAR, "at_data": AT_DATA}
