@@ -51,6 +51,7 @@ VARIANTS: dict[str, dict] = {
     "anchored10_generator": {**TUNED, "detector.tuning_anchor": 10.0, "detector.negatives": "generator"},
     "anchored100": {**TUNED, "detector.tuning_anchor": 100.0},
     "anchored100_generator": {**TUNED, "detector.tuning_anchor": 100.0, "detector.negatives": "generator"},
+    "anchored100_none": {**TUNED, "detector.tuning_anchor": 100.0, "detector.negatives": "none"},
     # A convolutional J on the pixels (the paper's J) trained with the stroke augmentation; its score is also
     # fused with the neighbour head's J trained against the same negatives (FUSED_WITH, score `pixels_fused`).
     "pixels": PIXELS,
