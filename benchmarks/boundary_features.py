@@ -60,6 +60,7 @@ VARIANTS: dict[str, dict] = {
     # Its options, chosen on validation AUROC: 4x the updates; each sample standardised (no intensity cue).
     "pixels_long": {**PIXELS, "detector.steps": 2000},
     "pixels_long_generator": {**PIXELS, "detector.steps": 2000, "detector.negatives": "generator"},
+    "pixels_long_none": {**PIXELS, "detector.steps": 2000, "detector.negatives": "none"},
     "pixels_norm": {**PIXELS, "detector.input_norm": "per_sample"},
     "pixels_norm_generator": {**PIXELS, "detector.input_norm": "per_sample", "detector.negatives": "generator"},
     # B placed nearer the data (Tasks 2-3 retrained on the base's Task 1: BASES), with the default J and the
